@@ -1,0 +1,10 @@
+//! Pure request/response logic for Switchyard: no Pingora, no tokio, no I/O.
+//!
+//! Everything here is bytes in, bytes out, so it can be unit-tested, fuzzed and
+//! benchmarked without a network. The gateway (`src/` of the root crate) calls
+//! these functions from its Pingora phases.
+
+pub mod error;
+pub mod passthrough;
+pub mod sse;
+pub mod usage;
