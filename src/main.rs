@@ -1,1 +1,299 @@
-fn main() {}
+//! Switchyard: read the CLI, load config, build the Pingora server, run.
+
+mod cli;
+mod config;
+mod discovery;
+mod error;
+mod live;
+mod providers;
+mod proxy;
+mod relay;
+mod route;
+mod store;
+mod upstream;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use config::{compile, ConfigError, Snapshot, Sources};
+use pingora_core::listeners::TcpSocketOptions;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::background::{background_service, BackgroundService};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use store::Store;
+
+// mimalloc returns freed memory to the OS, which keeps RSS low after bursts
+// of long streams (glibc's allocator does not).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("switchyard {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { config } => check_config(config),
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            upgrade,
+        } => serve(config, listen, data_dir, upgrade),
+    }
+}
+
+fn load(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<Snapshot, Vec<ConfigError>> {
+    let src = Sources::from_process(config, listen, data_dir)?;
+    compile(&src)
+}
+
+fn print_errors(errs: &[ConfigError]) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "configuration has {} error(s):", errs.len());
+    for e in errs {
+        let _ = writeln!(err, "  - {e}");
+    }
+}
+
+fn check_config(config: Option<PathBuf>) -> ExitCode {
+    match load(config, None, None) {
+        Ok(snap) => {
+            println!(
+                "configuration OK: listen {}, data dir {}",
+                snap.listen,
+                snap.data_dir.display()
+            );
+            for p in &snap.providers {
+                println!(
+                    "  provider {} (type {}, {}://{}:{}{}, {} key(s), {} configured model(s){})",
+                    p.name,
+                    p.kind,
+                    if p.base.tls { "https" } else { "http" },
+                    p.base.host,
+                    p.base.port,
+                    p.base.path,
+                    p.keys.len(),
+                    p.models.len(),
+                    if p.discover_models {
+                        ", discovers /models"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            for (alias, (i, m)) in &snap.aliases {
+                if let Some(p) = snap.providers.get(*i) {
+                    println!("  alias {alias} -> {}/{m}", p.name);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            print_errors(&errs);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = format!("{level},pingora_core=warn,pingora_proxy=warn,sled=warn");
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filter)
+        .format(|buf, record| {
+            let ts = buf.timestamp_millis();
+            writeln!(
+                buf,
+                "{ts} {} {} {}",
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
+        .try_init();
+}
+
+/// Flushes the store when the server shuts down.
+struct StoreFlusher(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl BackgroundService for StoreFlusher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let _ = shutdown.changed().await;
+        match self.0.flush() {
+            Ok(()) => log::info!("store flushed on shutdown"),
+            Err(e) => log::error!("{e}"),
+        }
+    }
+}
+
+/// Announces readiness once the listener really accepts connections: writes
+/// `<data_dir>/listen.addr` and prints `switchyard ready on ADDR` on stdout.
+/// Pingora binds listeners inside its service start-up and signals nothing,
+/// so we probe our own socket; scripts and tests wait for this line.
+struct ReadyAnnouncer {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    live: Arc<live::Live>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for ReadyAnnouncer {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        // Bare model names from providers' /models should route from the
+        // first request; an unreachable provider delays readiness at most 10 s.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.live.discovery_done(),
+        )
+        .await;
+        let mut probe = self.addr;
+        if probe.ip().is_unspecified() {
+            probe.set_ip(if probe.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        for _ in 0..1000 {
+            if tokio::net::TcpStream::connect(probe).await.is_ok() {
+                let _ = std::fs::write(self.data_dir.join("listen.addr"), self.addr.to_string());
+                log::info!(
+                    "switchyard {} listening on {}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.addr
+                );
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "switchyard ready on {}", self.addr);
+                let _ = out.flush();
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        log::error!("listener on {} never accepted a connection", self.addr);
+    }
+}
+
+/// For `--listen host:0`: reserve a free port with a bound (not listening)
+/// SO_REUSEPORT socket that lives as long as the process, so nothing else can
+/// take the port before Pingora binds it. Tests use this to run in parallel.
+fn reserve_port(addr: SocketAddr) -> Result<(SocketAddr, socket2::Socket), String> {
+    use socket2::{Domain, Socket, Type};
+    let sock =
+        Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| e.to_string())?;
+    sock.set_reuse_port(true).map_err(|e| e.to_string())?;
+    sock.bind(&addr.into())
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let local = sock
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .as_socket()
+        .ok_or("not an inet socket")?;
+    Ok((local, sock))
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    upgrade: bool,
+) -> ExitCode {
+    let snap = match load(config, listen, data_dir) {
+        Ok(s) => s,
+        Err(errs) => {
+            print_errors(&errs);
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&snap.log_level);
+    if let Err(e) = std::fs::create_dir_all(&snap.data_dir) {
+        log::error!("cannot create data dir {}: {e}", snap.data_dir.display());
+        return ExitCode::from(1);
+    }
+    let store: Arc<dyn Store> = match store::sled::SledStore::open(&snap.data_dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    // `compile` validated the address.
+    let Ok(requested) = snap.listen.parse::<SocketAddr>() else {
+        return ExitCode::from(1);
+    };
+    let mut sock_opts = TcpSocketOptions::default();
+    let mut _reserved = None;
+    let listen_addr = if requested.port() == 0 {
+        match reserve_port(requested) {
+            Ok((addr, sock)) => {
+                _reserved = Some(sock);
+                sock_opts.so_reuseport = Some(true);
+                addr
+            }
+            Err(e) => {
+                log::error!("{e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        requested
+    };
+    if snap.master_key.is_none() {
+        log::warn!("SWITCHYARD_MASTER_KEY is not set: /v1/* accepts requests without a key");
+    }
+    for p in &snap.providers {
+        log::info!(
+            "provider {} ({}) at {}:{}{}",
+            p.name,
+            p.kind,
+            p.base.host,
+            p.base.port,
+            p.base.path
+        );
+    }
+
+    let conf = ServerConf {
+        threads: snap.server.threads,
+        pid_file: snap.server.pid_file.display().to_string(),
+        upgrade_sock: snap.server.upgrade_sock.display().to_string(),
+        grace_period_seconds: Some(snap.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(snap.server.graceful_shutdown_timeout_seconds),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let data_dir = snap.data_dir.clone();
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    let live = Arc::new(live::Live::new(snap));
+    let gw = proxy::Gateway::new(live.clone(), store.clone());
+    let mut svc =
+        pingora_proxy::http_proxy_service_with_name(&server.configuration, gw, "switchyard");
+    svc.add_tcp_with_settings(&listen_addr.to_string(), sock_opts);
+    server.add_service(svc);
+    server.add_service(background_service(
+        "model discovery",
+        discovery::Discovery::new(live.clone()),
+    ));
+    server.add_service(background_service("store flusher", StoreFlusher(store)));
+    server.add_service(background_service(
+        "ready announcer",
+        ReadyAnnouncer {
+            addr: listen_addr,
+            data_dir,
+            live,
+        },
+    ));
+    server.run_forever()
+}

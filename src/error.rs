@@ -1,0 +1,281 @@
+//! Every way a request can fail, with its HTTP status and caller-dialect body.
+//!
+//! `status()` and `info()` are exhaustive matches (no `_ =>`): adding a variant
+//! forces a decision about its status and wording.
+
+use switchyard_filters::error::{render, Dialect, ErrorInfo};
+
+/// A request failure the gateway answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// Body is not valid JSON.
+    MalformedJson(String),
+    /// A field is missing or has the wrong type/value.
+    InvalidRequest {
+        /// What is wrong.
+        message: String,
+        /// The offending field.
+        param: Option<String>,
+    },
+    /// No provider serves this model.
+    ModelNotFound(String),
+    /// Body larger than the configured limit.
+    BodyTooLarge(usize),
+    /// No such endpoint.
+    RouteNotFound(String),
+    /// Endpoint exists, method doesn't.
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path.
+        path: String,
+    },
+    /// Missing or wrong gateway key.
+    Unauthorized(&'static str),
+    /// Could not connect to the provider (DNS, refused, TLS).
+    UpstreamConnect {
+        /// Provider name.
+        provider: String,
+        /// What failed (no secrets).
+        detail: String,
+    },
+    /// Provider did not answer in time.
+    UpstreamTimeout {
+        /// Provider name.
+        provider: String,
+    },
+    /// Provider rejected the gateway's own credential (401/403).
+    UpstreamAuth {
+        /// Provider name.
+        provider: String,
+        /// Upstream status.
+        status: u16,
+        /// Upstream message.
+        message: String,
+    },
+    /// Provider answered with an error status; passed through.
+    UpstreamStatus {
+        /// Provider name.
+        provider: String,
+        /// Upstream status (4xx/5xx).
+        status: u16,
+        /// Upstream message.
+        message: String,
+    },
+    /// Provider broke the protocol (bad response, reset mid-body).
+    UpstreamProtocol {
+        /// Provider name.
+        provider: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The gateway is not ready (store closed).
+    NotReady(String),
+}
+
+impl GatewayError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::MalformedJson(_) => 400,
+            GatewayError::InvalidRequest { .. } => 400,
+            GatewayError::ModelNotFound(_) => 404,
+            GatewayError::BodyTooLarge(_) => 413,
+            GatewayError::RouteNotFound(_) => 404,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::Unauthorized(_) => 401,
+            GatewayError::UpstreamConnect { .. } => 502,
+            GatewayError::UpstreamTimeout { .. } => 504,
+            GatewayError::UpstreamAuth { .. } => 502,
+            GatewayError::UpstreamStatus { status, .. } => *status,
+            GatewayError::UpstreamProtocol { .. } => 502,
+            GatewayError::NotReady(_) => 503,
+        }
+    }
+
+    /// A short machine label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::MalformedJson(_) => "malformed_json",
+            GatewayError::InvalidRequest { .. } => "invalid_request",
+            GatewayError::ModelNotFound(_) => "model_not_found",
+            GatewayError::BodyTooLarge(_) => "body_too_large",
+            GatewayError::RouteNotFound(_) => "route_not_found",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::Unauthorized(_) => "unauthorized",
+            GatewayError::UpstreamConnect { .. } => "upstream_connect",
+            GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
+            GatewayError::UpstreamAuth { .. } => "upstream_auth",
+            GatewayError::UpstreamStatus { .. } => "upstream_status",
+            GatewayError::UpstreamProtocol { .. } => "upstream_protocol",
+            GatewayError::NotReady(_) => "not_ready",
+        }
+    }
+
+    /// Dialect-neutral description (message never contains secrets).
+    pub fn info(&self) -> ErrorInfo {
+        let e = |message: String, kind, param: Option<String>, code, anthropic_kind| ErrorInfo {
+            message,
+            kind,
+            param,
+            code,
+            anthropic_kind,
+        };
+        match self {
+            GatewayError::MalformedJson(m) => e(
+                format!("We could not parse the JSON body of your request: {m}"),
+                "invalid_request_error",
+                None,
+                Some("invalid_json"),
+                "invalid_request_error",
+            ),
+            GatewayError::InvalidRequest { message, param } => e(
+                message.clone(),
+                "invalid_request_error",
+                param.clone(),
+                None,
+                "invalid_request_error",
+            ),
+            GatewayError::ModelNotFound(m) => e(
+                format!("The model `{m}` does not exist or no configured provider serves it"),
+                "invalid_request_error",
+                Some("model".into()),
+                Some("model_not_found"),
+                "not_found_error",
+            ),
+            GatewayError::BodyTooLarge(limit) => e(
+                format!("Request body exceeds the gateway limit of {limit} bytes"),
+                "invalid_request_error",
+                None,
+                Some("request_too_large"),
+                "request_too_large",
+            ),
+            GatewayError::RouteNotFound(p) => e(
+                format!("Unknown endpoint `{p}`"),
+                "invalid_request_error",
+                None,
+                Some("unknown_url"),
+                "not_found_error",
+            ),
+            GatewayError::MethodNotAllowed { method, path } => e(
+                format!("Method {method} is not allowed on `{path}`"),
+                "invalid_request_error",
+                None,
+                Some("method_not_allowed"),
+                "invalid_request_error",
+            ),
+            GatewayError::Unauthorized(why) => e(
+                (*why).to_string(),
+                "invalid_request_error",
+                None,
+                Some("invalid_api_key"),
+                "authentication_error",
+            ),
+            GatewayError::UpstreamConnect { provider, detail } => e(
+                format!("Could not reach provider `{provider}`: {detail}"),
+                "api_error",
+                None,
+                Some("upstream_unreachable"),
+                "api_error",
+            ),
+            GatewayError::UpstreamTimeout { provider } => e(
+                format!("Provider `{provider}` did not respond in time"),
+                "api_error",
+                None,
+                Some("upstream_timeout"),
+                "timeout_error",
+            ),
+            GatewayError::UpstreamAuth {
+                provider,
+                status,
+                message,
+            } => e(
+                format!(
+                    "Provider `{provider}` rejected the gateway's credential for it (upstream {status}: {message}); check the gateway's configured API key for `{provider}`"
+                ),
+                "api_error",
+                None,
+                Some("upstream_auth_failed"),
+                "api_error",
+            ),
+            GatewayError::UpstreamStatus {
+                provider,
+                status,
+                message,
+            } => {
+                let (kind, akind) = match status {
+                    400 | 404 | 409 | 413 | 422 => ("invalid_request_error", "invalid_request_error"),
+                    429 => ("rate_limit_error", "rate_limit_error"),
+                    529 => ("api_error", "overloaded_error"),
+                    _ => ("api_error", "api_error"),
+                };
+                let akind = if *status == 404 { "not_found_error" } else { akind };
+                e(
+                    format!("Provider `{provider}` returned {status}: {message}"),
+                    kind,
+                    None,
+                    None,
+                    akind,
+                )
+            }
+            GatewayError::UpstreamProtocol { provider, detail } => e(
+                format!("Provider `{provider}` sent an invalid response: {detail}"),
+                "api_error",
+                None,
+                Some("upstream_protocol_error"),
+                "api_error",
+            ),
+            GatewayError::NotReady(why) => e(
+                format!("Gateway not ready: {why}"),
+                "api_error",
+                None,
+                Some("not_ready"),
+                "api_error",
+            ),
+        }
+    }
+
+    /// The body in the caller's dialect.
+    pub fn body(&self, dialect: Dialect) -> Vec<u8> {
+        render(dialect, &self.info())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(GatewayError::ModelNotFound("x".into()).status(), 404);
+        assert_eq!(
+            GatewayError::UpstreamAuth {
+                provider: "p".into(),
+                status: 401,
+                message: "bad".into()
+            }
+            .status(),
+            502
+        );
+        assert_eq!(
+            GatewayError::UpstreamStatus {
+                provider: "p".into(),
+                status: 429,
+                message: "slow down".into()
+            }
+            .status(),
+            429
+        );
+        assert_eq!(GatewayError::BodyTooLarge(1).status(), 413);
+    }
+
+    #[test]
+    fn model_not_found_names_the_model() {
+        let b = GatewayError::ModelNotFound("gpt-9".into()).body(Dialect::OpenAi);
+        let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gpt-9")));
+        assert_eq!(v["error"]["code"], "model_not_found");
+    }
+}

@@ -1,0 +1,62 @@
+//! The live configuration: one `ArcSwap` holding the compiled snapshot, and
+//! one holding the model lists discovered from providers.
+//!
+//! Requests `load` a snapshot once and finish on it, so a reload (a later
+//! issue adds file watching, SIGHUP and the refresh endpoint) is one atomic
+//! `store` and never affects requests in flight.
+
+use crate::config::Snapshot;
+use crate::route::Discovered;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// Shared, atomically replaceable runtime state.
+pub struct Live {
+    snapshot: ArcSwap<Snapshot>,
+    discovered: ArcSwap<Discovered>,
+    /// Becomes true after the first discovery round, so readiness can wait
+    /// for bare model names to be routable.
+    discovery_done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Live {
+    /// Starts with a compiled snapshot and nothing discovered yet.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Live {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            discovered: ArcSwap::from_pointee(Discovered::default()),
+            discovery_done: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// The current snapshot (cheap: an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The current discovered model lists.
+    pub fn discovered(&self) -> Arc<Discovered> {
+        self.discovered.load_full()
+    }
+
+    /// Records one provider's discovered models.
+    pub fn set_discovered(&self, provider: &str, models: std::collections::HashSet<String>) {
+        self.discovered.rcu(|cur| {
+            let mut next = Discovered::clone(cur);
+            next.by_provider
+                .insert(provider.to_string(), Arc::new(models.clone()));
+            next
+        });
+    }
+
+    /// Marks the first discovery round as finished.
+    pub fn mark_discovery_done(&self) {
+        self.discovery_done.send_replace(true);
+    }
+
+    /// Waits until the first discovery round finished.
+    pub async fn discovery_done(&self) {
+        let mut rx = self.discovery_done.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+}

@@ -1,0 +1,277 @@
+//! Talking to providers: async DNS with a TTL cache, and one HTTP exchange
+//! driven through Pingora's connector (TLS via rustls + SNI, keep-alive pool).
+//!
+//! We own the exchange instead of using Pingora's proxy phases because the
+//! proxy calls `upstream_peer` before the body is read, and a body pre-read to
+//! find its `model` is only replayed through a 64 KiB retry buffer. Here the
+//! whole (bounded) body is in memory before we pick the peer, so any size up to
+//! the limit routes correctly, and a stale pooled connection can be retried.
+
+use crate::config::{BaseUrl, Provider};
+use crate::error::GatewayError;
+use bytes::Bytes;
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{ErrorType, Result as PResult};
+use pingora_http::RequestHeader;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Idle time a pooled upstream connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// A cached resolution: addresses, when resolved, round-robin cursor.
+type DnsEntry = (Vec<SocketAddr>, Instant, usize);
+
+/// Resolved addresses cached for a TTL; resolution runs on tokio's blocking
+/// pool (`lookup_host`), never on a worker thread.
+pub struct Dns {
+    ttl: Duration,
+    cache: Mutex<HashMap<(String, u16), DnsEntry>>,
+}
+
+impl Dns {
+    /// A cache with the given TTL.
+    pub fn new(ttl: Duration) -> Self {
+        Dns {
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One address for host:port, rotating among the resolved ones.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let key = (host.to_string(), port);
+        if let Ok(mut c) = self.cache.lock() {
+            if let Some((addrs, at, rr)) = c.get_mut(&key) {
+                if at.elapsed() < self.ttl && !addrs.is_empty() {
+                    *rr = rr.wrapping_add(1);
+                    return Ok(addrs[*rr % addrs.len()]);
+                }
+            }
+        }
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("DNS lookup of {host} failed: {e}"))?
+            .collect();
+        let first = *addrs
+            .first()
+            .ok_or_else(|| format!("DNS lookup of {host} returned no address"))?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, (addrs, Instant::now(), 0));
+        }
+        Ok(first)
+    }
+}
+
+/// Shared upstream machinery of one proxy service.
+pub struct Upstream {
+    connector: Connector,
+    dns: Dns,
+}
+
+/// An exchange in progress: the response header has been read.
+pub struct Exchange {
+    session: HttpSession,
+    peer: HttpPeer,
+    provider: String,
+}
+
+impl Upstream {
+    /// New connector pool and DNS cache.
+    pub fn new(dns_ttl: Duration) -> Self {
+        Upstream {
+            connector: Connector::new(None),
+            dns: Dns::new(dns_ttl),
+        }
+    }
+
+    async fn peer(&self, provider: &Provider, base: &BaseUrl) -> Result<HttpPeer, GatewayError> {
+        let addr = self
+            .dns
+            .resolve(&base.host, base.port)
+            .await
+            .map_err(|detail| GatewayError::UpstreamConnect {
+                provider: provider.name.clone(),
+                detail,
+            })?;
+        let mut peer = HttpPeer::new(addr, base.tls, base.host.clone());
+        let o = &mut peer.options;
+        o.connection_timeout = Some(provider.connect_timeout);
+        o.total_connection_timeout = Some(provider.connect_timeout);
+        o.read_timeout = Some(provider.read_timeout);
+        o.write_timeout = Some(provider.read_timeout);
+        o.idle_timeout = Some(POOL_IDLE);
+        Ok(peer)
+    }
+
+    /// Sends `req` + `body` and reads the response header. A failure on a
+    /// reused (pooled) connection before any response byte is retried once on
+    /// a fresh connection: the provider may have closed it while idle.
+    pub async fn send(
+        &self,
+        provider: &Provider,
+        req: RequestHeader,
+        body: Bytes,
+    ) -> Result<Exchange, GatewayError> {
+        let peer = self.peer(provider, &provider.base).await?;
+        for attempt in 0..2 {
+            let (mut session, reused) = self
+                .connector
+                .get_http_session(&peer)
+                .await
+                .map_err(|e| map_err(&provider.name, &e))?;
+            // The connector does not apply these; Pingora's proxy sets them per session too.
+            session.set_read_timeout(Some(provider.read_timeout));
+            session.set_write_timeout(Some(provider.read_timeout));
+            match exchange_head(&mut session, &req, &body).await {
+                Ok(()) => {
+                    return Ok(Exchange {
+                        session,
+                        peer,
+                        provider: provider.name.clone(),
+                    })
+                }
+                Err(e) if reused && attempt == 0 && retryable_on_reuse(&e) => {
+                    log::debug!("retrying on a fresh connection to {}: {e}", provider.name);
+                    continue;
+                }
+                Err(e) => return Err(map_err(&provider.name, &e)),
+            }
+        }
+        Err(GatewayError::UpstreamConnect {
+            provider: provider.name.clone(),
+            detail: "connection closed twice".into(),
+        })
+    }
+
+    /// Returns the connection to the pool if the body was read completely.
+    pub async fn release(&self, mut ex: Exchange) {
+        if ex.session.response_done() {
+            self.connector
+                .release_http_session(ex.session, &ex.peer, Some(POOL_IDLE))
+                .await;
+        } else {
+            ex.session.shutdown().await;
+        }
+    }
+}
+
+async fn exchange_head(
+    session: &mut HttpSession,
+    req: &RequestHeader,
+    body: &Bytes,
+) -> PResult<()> {
+    session.write_request_header(Box::new(req.clone())).await?;
+    if !body.is_empty() {
+        session.write_request_body(body.clone(), true).await?;
+    }
+    session.finish_request_body().await?;
+    session.read_response_header().await?;
+    Ok(())
+}
+
+fn retryable_on_reuse(e: &pingora_core::Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::InvalidHTTPHeader
+    )
+}
+
+/// Maps a Pingora error to ours: timeouts 504, everything else 502.
+pub fn map_err(provider: &str, e: &pingora_core::Error) -> GatewayError {
+    let provider = provider.to_string();
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => GatewayError::UpstreamTimeout { provider },
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::ConnectError
+        | ErrorType::SocketError
+        | ErrorType::ConnectProxyFailure
+        | ErrorType::BindError => GatewayError::UpstreamConnect {
+            provider,
+            detail: e.etype().as_str().to_string(),
+        },
+        _ => GatewayError::UpstreamProtocol {
+            provider,
+            detail: e.etype().as_str().to_string(),
+        },
+    }
+}
+
+impl Exchange {
+    /// Upstream status code.
+    pub fn status(&self) -> u16 {
+        self.session
+            .response_header()
+            .map(|h| h.status.as_u16())
+            .unwrap_or(502)
+    }
+
+    /// A response header value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.session
+            .response_header()
+            .and_then(|h| h.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// Response headers worth passing to the caller (rate limits, retry-after).
+    pub fn passthrough_headers(&self) -> Vec<(String, String)> {
+        let Some(h) = self.session.response_header() else {
+            return Vec::new();
+        };
+        h.headers
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.as_str();
+                k.starts_with("x-ratelimit-") || k == "retry-after" || k == "openai-processing-ms"
+            })
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect()
+    }
+
+    /// Whether the provider is streaming SSE.
+    pub fn is_event_stream(&self) -> bool {
+        self.header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+    }
+
+    /// Next body chunk; `None` at the end.
+    pub async fn read_chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        self.session
+            .read_response_body()
+            .await
+            .map_err(|e| map_err(&self.provider, &e))
+    }
+
+    /// The whole body, up to `limit` bytes.
+    pub async fn read_all(&mut self, limit: usize) -> Result<Vec<u8>, GatewayError> {
+        let mut out = Vec::new();
+        while let Some(c) = self.read_chunk().await? {
+            if out.len() + c.len() > limit {
+                return Err(GatewayError::UpstreamProtocol {
+                    provider: self.provider.clone(),
+                    detail: format!("response body larger than {limit} bytes"),
+                });
+            }
+            out.extend_from_slice(&c);
+        }
+        Ok(out)
+    }
+}

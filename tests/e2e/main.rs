@@ -1,0 +1,8 @@
+//! End-to-end tests: the real gateway binary on port 0 in front of mock
+//! providers on port 0 that speak the providers' real wire formats.
+
+mod core;
+mod errors;
+mod sdk;
+mod streaming;
+mod support;

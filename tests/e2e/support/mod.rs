@@ -1,0 +1,5 @@
+//! Test support: the mock provider and the gateway process.
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod mock;
