@@ -340,6 +340,16 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
             .unwrap_or_else(|| data_dir.join("switchyard-upgrade.sock")),
     };
 
+    // Pingora's TLS connector panics at start-up on an unreadable CA file;
+    // report it as a configuration error instead.
+    if let Some(ca) = get("SSL_CERT_FILE") {
+        if let Err(e) = std::fs::read(&ca) {
+            errs.push(err(
+                "env SSL_CERT_FILE",
+                format!("cannot read CA file `{ca}`: {e}"),
+            ));
+        }
+    }
     let providers = build_providers(&file, env, &mut errs);
     let mut by_name = HashMap::new();
     let mut configured_models = HashMap::new();
@@ -646,12 +656,22 @@ fn build_providers(
         let d = drafts.entry(name.clone()).or_default();
         d.kind = kind;
         d.order = (0, i, name.clone());
-        d.base_url = pf.base_url.clone().map(|u| (u, format!("{path}.base_url")));
-        if let Some(k) = &pf.api_key {
-            d.keys.insert(1, k.clone());
+        d.base_url = pf
+            .base_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| (u.trim().to_string(), format!("{path}.base_url")));
+        // `${VAR:-}` of an unset variable yields "": that is no key at all.
+        if let Some(k) = pf.api_key.as_ref().filter(|k| !k.trim().is_empty()) {
+            d.keys.insert(1, k.trim().to_string());
         }
-        for (j, k) in pf.api_keys.iter().flatten().enumerate() {
-            d.keys.insert(100 + j as u32, k.clone());
+        let extra = pf
+            .api_keys
+            .iter()
+            .flatten()
+            .filter(|k| !k.trim().is_empty());
+        for (j, k) in extra.enumerate() {
+            d.keys.insert(100 + j as u32, k.trim().to_string());
         }
         d.models = pf.models.clone();
         d.headers = pf
@@ -718,8 +738,9 @@ fn build_providers(
         } else {
             format!("env {}", info.env_prefixes[0])
         };
-        if d.keys.is_empty() && d.base_url.is_none() {
-            continue; // only _MODELS set: nothing to talk to
+        let from_file = d.order.0 == 0;
+        if d.keys.is_empty() && d.base_url.is_none() && !from_file {
+            continue; // env had only _MODELS: nothing to talk to
         }
         let (url, url_path) = match (&d.base_url, info.default_base_url) {
             (Some((u, p)), _) => (u.clone(), p.clone()),
@@ -742,7 +763,7 @@ fn build_providers(
         if kind.appends_v1_to_bare_url() && base.path.is_empty() {
             base.path = "/v1".into();
         }
-        if d.keys.is_empty() && !info.key_optional && d.base_url.is_none() {
+        if d.keys.is_empty() && !info.key_optional && (d.base_url.is_none() || from_file) {
             errs.push(err(
                 &format!("{path}.api_key"),
                 format!("provider `{name}` needs an API key"),
@@ -899,6 +920,23 @@ mod tests {
         .expect("valid");
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("sk-very-secret") && !dbg.contains("mk-secret"));
+    }
+
+    #[test]
+    fn reference_config_loads() {
+        let text = include_str!("../conf/switchyard.yaml");
+        let s = compile_env(&[("OPENAI_API_KEY", "sk-test")], Some(text))
+            .expect("conf/switchyard.yaml is valid");
+        let names: Vec<_> = s.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["local", "openai"]);
+        assert_eq!(s.providers[0].base.path, "/v1");
+        assert_eq!(s.aliases.len(), 2);
+        // Without the key the file still parses, and the error names the path.
+        let errs = compile_env(&[], Some(text)).expect_err("openai needs a key");
+        assert!(
+            errs.iter().any(|e| e.path == "providers.openai.api_key"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -42,17 +42,20 @@ impl Dns {
         }
     }
 
-    /// One address for host:port, rotating among the resolved ones.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+    /// Every address of host:port, rotated by one on each call so load
+    /// spreads over them; callers try the next one when a connect fails.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
+            return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let key = (host.to_string(), port);
         if let Ok(mut c) = self.cache.lock() {
             if let Some((addrs, at, rr)) = c.get_mut(&key) {
                 if at.elapsed() < self.ttl && !addrs.is_empty() {
                     *rr = rr.wrapping_add(1);
-                    return Ok(addrs[*rr % addrs.len()]);
+                    let mut out = addrs.clone();
+                    out.rotate_left(*rr % addrs.len());
+                    return Ok(out);
                 }
             }
         }
@@ -60,13 +63,13 @@ impl Dns {
             .await
             .map_err(|e| format!("DNS lookup of {host} failed: {e}"))?
             .collect();
-        let first = *addrs
-            .first()
-            .ok_or_else(|| format!("DNS lookup of {host} returned no address"))?;
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, (addrs, Instant::now(), 0));
+        if addrs.is_empty() {
+            return Err(format!("DNS lookup of {host} returned no address"));
         }
-        Ok(first)
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, (addrs.clone(), Instant::now(), 0));
+        }
+        Ok(addrs)
     }
 }
 
@@ -92,15 +95,7 @@ impl Upstream {
         }
     }
 
-    async fn peer(&self, provider: &Provider, base: &BaseUrl) -> Result<HttpPeer, GatewayError> {
-        let addr = self
-            .dns
-            .resolve(&base.host, base.port)
-            .await
-            .map_err(|detail| GatewayError::UpstreamConnect {
-                provider: provider.name.clone(),
-                detail,
-            })?;
+    fn peer(provider: &Provider, base: &BaseUrl, addr: SocketAddr) -> HttpPeer {
         let mut peer = HttpPeer::new(addr, base.tls, base.host.clone());
         let o = &mut peer.options;
         o.connection_timeout = Some(provider.connect_timeout);
@@ -108,19 +103,50 @@ impl Upstream {
         o.read_timeout = Some(provider.read_timeout);
         o.write_timeout = Some(provider.read_timeout);
         o.idle_timeout = Some(POOL_IDLE);
-        Ok(peer)
+        peer
     }
 
-    /// Sends `req` + `body` and reads the response header. A failure on a
-    /// reused (pooled) connection before any response byte is retried once on
-    /// a fresh connection: the provider may have closed it while idle.
+    /// Sends `req` + `body` and reads the response header. Each resolved
+    /// address is tried in turn while connecting fails (dual-stack hosts,
+    /// one dead backend).
     pub async fn send(
         &self,
         provider: &Provider,
         req: RequestHeader,
         body: Bytes,
     ) -> Result<Exchange, GatewayError> {
-        let peer = self.peer(provider, &provider.base).await?;
+        let addrs = self
+            .dns
+            .resolve(&provider.base.host, provider.base.port)
+            .await
+            .map_err(|detail| GatewayError::UpstreamConnect {
+                provider: provider.name.clone(),
+                detail,
+            })?;
+        let mut last = None;
+        for addr in addrs.into_iter().take(4) {
+            let peer = Self::peer(provider, &provider.base, addr);
+            match self.send_to(provider, peer, &req, &body).await {
+                Err(e @ GatewayError::UpstreamConnect { .. }) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| GatewayError::UpstreamConnect {
+            provider: provider.name.clone(),
+            detail: "no address to connect to".into(),
+        }))
+    }
+
+    /// One peer. A failure on a reused (pooled) connection before any
+    /// response byte is retried once on a fresh connection: the provider may
+    /// have closed it while it sat idle in the pool.
+    async fn send_to(
+        &self,
+        provider: &Provider,
+        peer: HttpPeer,
+        req: &RequestHeader,
+        body: &Bytes,
+    ) -> Result<Exchange, GatewayError> {
         for attempt in 0..2 {
             let (mut session, reused) = self
                 .connector
@@ -130,7 +156,7 @@ impl Upstream {
             // The connector does not apply these; Pingora's proxy sets them per session too.
             session.set_read_timeout(Some(provider.read_timeout));
             session.set_write_timeout(Some(provider.read_timeout));
-            match exchange_head(&mut session, &req, &body).await {
+            match exchange_head(&mut session, req, body).await {
                 Ok(()) => {
                     return Ok(Exchange {
                         session,

@@ -3,6 +3,7 @@
 
 mod core;
 mod errors;
+mod providers;
 mod sdk;
 mod streaming;
 mod support;
