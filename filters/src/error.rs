@@ -132,9 +132,14 @@ mod tests {
 
     #[test]
     fn reads_provider_messages() {
-        assert_eq!(upstream_error_message(br#"{"error":{"message":"bad key"}}"#), "bad key");
         assert_eq!(
-            upstream_error_message(br#"{"type":"error","error":{"type":"x","message":"overloaded"}}"#),
+            upstream_error_message(br#"{"error":{"message":"bad key"}}"#),
+            "bad key"
+        );
+        assert_eq!(
+            upstream_error_message(
+                br#"{"type":"error","error":{"type":"x","message":"overloaded"}}"#
+            ),
             "overloaded"
         );
         assert_eq!(upstream_error_message(br#"{"error":"nope"}"#), "nope");

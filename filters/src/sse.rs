@@ -231,10 +231,8 @@ impl SseDecoder {
                 self.has_data = true;
             }
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
-            b"id" => {
-                if memchr::memchr(0, value).is_none() {
-                    self.id = Some(String::from_utf8_lossy(value).into_owned());
-                }
+            b"id" if memchr::memchr(0, value).is_none() => {
+                self.id = Some(String::from_utf8_lossy(value).into_owned());
             }
             _ => {} // `retry` and unknown fields carry nothing we use
         }
@@ -319,7 +317,10 @@ mod tests {
             other => panic!("expected event, got {other:?}"),
         }
         assert_eq!(items.len(), 4);
-        assert_eq!(items[1].1, b"event: a\ndata: {\"x\":\"\xc3\xa9\xf0\x9f\x98\x80\"}\r\n\r\n");
+        assert_eq!(
+            items[1].1,
+            b"event: a\ndata: {\"x\":\"\xc3\xa9\xf0\x9f\x98\x80\"}\r\n\r\n"
+        );
     }
 
     #[test]
