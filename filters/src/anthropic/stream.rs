@@ -479,7 +479,10 @@ impl StreamEncoder {
         match self.open {
             Some(Open::Thinking(i)) => i,
             _ => {
-                let i = self.open_block(json!({"type": "thinking", "thinking": ""}), out);
+                let i = self.open_block(
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    out,
+                );
                 self.open = Some(Open::Thinking(i));
                 i
             }

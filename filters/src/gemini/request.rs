@@ -62,8 +62,16 @@ pub fn clean_schema(v: &Value) -> Value {
                     out.insert("type".into(), other.clone());
                 }
             },
-            "const" => {
-                out.insert("enum".into(), json!([val]));
+            // Gemini enums are string-only; other values (e.g. null) go.
+            "const" | "enum" => {
+                let vals: Vec<Value> = match val {
+                    Value::Array(a) => a.iter().filter(|x| x.is_string()).cloned().collect(),
+                    v if v.is_string() => vec![v.clone()],
+                    _ => Vec::new(),
+                };
+                if !vals.is_empty() {
+                    out.insert("enum".into(), Value::Array(vals));
+                }
             }
             "properties" => {
                 let props: Map<String, Value> = val

@@ -68,6 +68,7 @@ impl StreamDecoder {
             return;
         }
         let response_id = v.get("responseId").and_then(Value::as_str).unwrap_or("");
+        let usage = v.get("usageMetadata").map(usage_from_gemini);
         if !self.started {
             self.started = true;
             self.seed = if response_id.is_empty() {
@@ -82,8 +83,9 @@ impl StreamDecoder {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string(),
-                usage: Usage::default(),
+                usage: usage.unwrap_or_default(),
             });
+            self.usage = usage.unwrap_or_default();
         }
         let cand = v.pointer("/candidates/0");
         if let Some(Value::Array(parts)) = cand.and_then(|c| c.pointer("/content/parts")) {
@@ -124,8 +126,7 @@ impl StreamDecoder {
                 }
             }
         }
-        if let Some(u) = v.get("usageMetadata") {
-            let u = usage_from_gemini(u);
+        if let Some(u) = usage {
             if u != self.usage {
                 self.usage = u;
                 out.push(StreamEvent::Usage(u));

@@ -421,9 +421,13 @@ fn uses_max_completion_tokens(model: &str) -> bool {
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
+    // `cache_control` hints are Anthropic's; they are forwarded to an
+    // OpenAI-compatible server only when an OpenAI-dialect caller wrote them
+    // (some compatible servers honour them), never invented from Anthropic's.
+    let keep_cc = req.extra.dialect == Some(WireDialect::OpenAi);
     let mut msgs = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
-        encode_message(m, &mut msgs);
+        encode_message(m, keep_cc, &mut msgs);
     }
     body.insert("messages".into(), Value::Array(msgs));
 
@@ -531,15 +535,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
     serde_json::to_vec(&Value::Object(body)).map_err(|e| CodecError::body(e.to_string()))
 }
 
-fn text_or_parts(parts: &[&Part]) -> Value {
-    let simple = parts.iter().all(|p| {
-        matches!(
-            p,
-            Part::Text {
-                cache_control: None,
-                ..
-            }
-        )
+fn text_or_parts(parts: &[&Part], keep_cc: bool) -> Value {
+    let simple = parts.iter().all(|p| match p {
+        Part::Text { cache_control, .. } => cache_control.is_none() || !keep_cc,
+        _ => false,
     });
     if simple {
         let mut s = String::new();
@@ -558,7 +557,7 @@ fn text_or_parts(parts: &[&Part]) -> Value {
                 cache_control,
             } => {
                 let mut o = json!({"type": "text", "text": text});
-                if let Some(cc) = cache_control {
+                if let Some(cc) = cache_control.as_ref().filter(|_| keep_cc) {
                     o["cache_control"] = cc.clone();
                 }
                 Some(o)
@@ -576,14 +575,14 @@ fn text_or_parts(parts: &[&Part]) -> Value {
     Value::Array(arr)
 }
 
-fn encode_message(m: &Message, out: &mut Vec<Value>) {
+fn encode_message(m: &Message, keep_cc: bool, out: &mut Vec<Value>) {
     match m.role {
         Role::System | Role::User => {
             // Tool results (Anthropic/Gemini style) become `tool` messages first.
             let mut rest: Vec<&Part> = Vec::new();
             for p in &m.content {
                 match p {
-                    Part::ToolResult(r) => encode_tool_result(r, out),
+                    Part::ToolResult(r) => encode_tool_result(r, keep_cc, out),
                     Part::Text { .. } | Part::Image { .. } => rest.push(p),
                     _ => {}
                 }
@@ -602,9 +601,9 @@ fn encode_message(m: &Message, out: &mut Vec<Value>) {
                     .into_iter()
                     .filter(|p| matches!(p, Part::Text { .. }))
                     .collect();
-                text_or_parts(&texts)
+                text_or_parts(&texts, keep_cc)
             } else {
-                text_or_parts(&rest)
+                text_or_parts(&rest, keep_cc)
             };
             let mut o = json!({"role": role, "content": content});
             if let Some(n) = &m.name {
@@ -653,14 +652,14 @@ fn encode_message(m: &Message, out: &mut Vec<Value>) {
         Role::Tool => {
             for p in &m.content {
                 if let Part::ToolResult(r) = p {
-                    encode_tool_result(r, out);
+                    encode_tool_result(r, keep_cc, out);
                 }
             }
         }
     }
 }
 
-fn encode_tool_result(r: &ToolResult, out: &mut Vec<Value>) {
+fn encode_tool_result(r: &ToolResult, keep_cc: bool, out: &mut Vec<Value>) {
     let mut text = String::new();
     let mut images = Vec::new();
     for p in &r.content {
@@ -677,7 +676,7 @@ fn encode_tool_result(r: &ToolResult, out: &mut Vec<Value>) {
     }
     out.push(json!({"role": "tool", "tool_call_id": r.tool_call_id, "content": text}));
     if !images.is_empty() {
-        out.push(json!({"role": "user", "content": text_or_parts(&images)}));
+        out.push(json!({"role": "user", "content": text_or_parts(&images, keep_cc)}));
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{stop_reason_from_openai, stop_reason_to_openai, usage_to_openai};
 use crate::codec::{CodecError, ResponseOptions};
-use crate::ir::{ChatResponse, Part, ToolCall};
+use crate::ir::{ChatResponse, Part, StopReason, ToolCall};
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 
@@ -64,6 +64,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
             }
         }
     }
+    // A refusal is reported as text with a content-filter stop (OpenAI says
+    // `stop`; Anthropic callers expect `refusal`).
+    let mut refused = false;
     if let Some(t) = msg
         .get("content")
         .and_then(Value::as_str)
@@ -75,6 +78,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
     {
+        refused = true;
         content.push(Part::text(r));
     }
     if let Some(Value::Array(calls)) = msg.get("tool_calls") {
@@ -100,10 +104,11 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
             }));
         }
     }
-    let stop_reason = choice
-        .get("finish_reason")
-        .and_then(Value::as_str)
-        .map(stop_reason_from_openai);
+    let stop_reason = match choice.get("finish_reason").and_then(Value::as_str) {
+        Some("stop") if refused => Some(StopReason::ContentFilter),
+        Some(fr) => Some(stop_reason_from_openai(fr)),
+        None => None,
+    };
     let usage = o
         .get("usage")
         .and_then(Usage::from_openai_value)
@@ -211,7 +216,6 @@ pub fn encode_response(resp: &ChatResponse, opts: &ResponseOptions) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::StopReason;
 
     #[test]
     fn decodes_tool_calls_and_usage() {

@@ -28,6 +28,7 @@ pub struct StreamDecoder {
     tools: Vec<ToolSlot>,
     next_tool: usize,
     stop_seen: bool,
+    refused: bool,
     done: bool,
 }
 
@@ -113,7 +114,11 @@ impl StreamDecoder {
                 if let Some(fr) = c.get("finish_reason").and_then(Value::as_str) {
                     self.flush_unstarted_tools(out);
                     self.stop_seen = true;
-                    out.push(StreamEvent::Stop(stop_reason_from_openai(fr)));
+                    let r = match fr {
+                        "stop" if self.refused => StopReason::ContentFilter,
+                        _ => stop_reason_from_openai(fr),
+                    };
+                    out.push(StreamEvent::Stop(r));
                 }
             }
         }
@@ -163,6 +168,7 @@ impl StreamDecoder {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         {
+            self.refused = true;
             out.push(StreamEvent::Text(t.to_string()));
         }
         if let Some(Value::Array(calls)) = d.get("tool_calls") {
