@@ -50,7 +50,7 @@ fn every_output_is_protocol_valid() {
             let input = std::fs::read(&path).unwrap();
             let expect_error = case.contains("error") || case.contains("truncated");
             let (out, t) = translate_chunks(up, Dialect::Anthropic, &[&input], true);
-            let r = validate_anthropic(&out).unwrap_or_else(|e| {
+            let r = validate_anthropic(&out, false).unwrap_or_else(|e| {
                 panic!(
                     "{pname}/{case} → anthropic: {e}\n{}",
                     String::from_utf8_lossy(&out)
@@ -91,7 +91,20 @@ fn tool_streams_report_tool_use_in_both_dialects() {
         };
         let input = std::fs::read(&path).unwrap();
         let (out, _) = translate_chunks(up, Dialect::Anthropic, &[&input], true);
-        assert_eq!(validate_anthropic(&out).unwrap(), "tool_use", "{pname}");
+        assert_eq!(
+            validate_anthropic(&out, false).unwrap(),
+            "tool_use",
+            "{pname}"
+        );
+        // No argument fragment lost: both calls' inputs are complete JSON.
+        let inputs = anthropic_tool_inputs(&out);
+        assert_eq!(inputs.len(), 2, "{pname}");
+        let parsed: Vec<serde_json::Value> = inputs
+            .iter()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect();
+        assert_eq!(parsed[0]["location"], "Paris, Île-de-France", "{pname}");
+        assert_eq!(parsed[1]["tz"], "Asia/東京", "{pname}");
         let (out, _) = translate_chunks(up, Dialect::OpenAi, &[&input], true);
         assert_eq!(
             validate_openai(&out, true).unwrap(),

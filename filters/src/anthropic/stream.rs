@@ -26,7 +26,8 @@ enum Kind {
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
-    blocks: Vec<(u64, Kind)>,
+    /// Upstream blocks seen: (index, kind, still open).
+    blocks: Vec<(u64, Kind, bool)>,
     next_tool: usize,
     usage: Usage,
     stop_seen: bool,
@@ -50,12 +51,14 @@ impl StreamDecoder {
         }
     }
 
-    fn kind(&self, index: u64) -> Option<Kind> {
+    /// The kind of the open upstream block `index` (deltas for closed or
+    /// unknown blocks are protocol violations and are ignored).
+    fn open_kind(&self, index: u64) -> Option<Kind> {
         self.blocks
             .iter()
             .rev()
-            .find(|(i, _)| *i == index)
-            .map(|(_, k)| *k)
+            .find(|(i, _, open)| *i == index && *open)
+            .map(|(_, k, _)| *k)
     }
 
     /// Decodes one SSE event. The JSON `type` decides; the `event:` line is
@@ -140,11 +143,13 @@ impl StreamDecoder {
                     }
                     _ => Kind::Other,
                 };
-                self.blocks.push((index, kind));
+                self.blocks.push((index, kind, true));
             }
             "content_block_delta" => {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let Some(kind) = self.kind(index) else { return };
+                let Some(kind) = self.open_kind(index) else {
+                    return;
+                };
                 let d = v.get("delta").cloned().unwrap_or(Value::Null);
                 match (d.get("type").and_then(Value::as_str), kind) {
                     (Some("text_delta"), Kind::Text) => {
@@ -176,7 +181,16 @@ impl StreamDecoder {
             }
             "content_block_stop" => {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                if matches!(self.kind(index), Some(k) if k != Kind::Other) {
+                let kind = self.open_kind(index);
+                if let Some(b) = self
+                    .blocks
+                    .iter_mut()
+                    .rev()
+                    .find(|(i, _, open)| *i == index && *open)
+                {
+                    b.2 = false;
+                }
+                if matches!(kind, Some(k) if k != Kind::Other) {
                     out.push(StreamEvent::BlockStop);
                 }
             }
