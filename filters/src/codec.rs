@@ -509,3 +509,148 @@ pub(crate) mod jv {
         v.get(key).and_then(Value::as_u64).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Message, Role, Tool};
+
+    fn run(
+        up: WireDialect,
+        caller: Dialect,
+        opts: ResponseOptions,
+        input: &str,
+    ) -> (String, StreamTranslator) {
+        let mut t = StreamTranslator::new(up, caller, opts);
+        let mut out = Vec::new();
+        t.push(input.as_bytes(), &mut out);
+        t.finish(&mut out);
+        (String::from_utf8(out).unwrap(), t)
+    }
+
+    const OPENAI_TEXT: &str = "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n\
+        data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+        data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n\
+        data: [DONE]\n\n";
+
+    #[test]
+    fn usage_chunk_only_when_asked_and_options_override_id_and_model() {
+        let opts = ResponseOptions {
+            model: Some("my-alias".into()),
+            id: Some("chatcmpl-gw1".into()),
+            created: 42,
+            include_usage: false,
+        };
+        let (out, t) = run(
+            WireDialect::OpenAi,
+            Dialect::OpenAi,
+            opts.clone(),
+            OPENAI_TEXT,
+        );
+        assert!(!out.contains("\"choices\":[]"), "{out}");
+        assert!(!out.contains("\"usage\""), "{out}");
+        assert!(out.contains("\"id\":\"chatcmpl-gw1\"") && out.contains("\"model\":\"my-alias\""));
+        assert!(out.contains("\"created\":42"));
+        assert!(out.ends_with("data: [DONE]\n\n"));
+        assert_eq!(t.usage().total(), 4, "usage is recorded even when hidden");
+        let (out, _) = run(
+            WireDialect::OpenAi,
+            Dialect::OpenAi,
+            ResponseOptions {
+                include_usage: true,
+                ..opts
+            },
+            OPENAI_TEXT,
+        );
+        assert!(
+            out.contains("\"choices\":[],\"usage\":{\"prompt_tokens\":3"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn first_token_and_input_after_end_are_handled() {
+        let mut t = StreamTranslator::new(
+            WireDialect::OpenAi,
+            Dialect::Anthropic,
+            ResponseOptions::default(),
+        );
+        let mut out = Vec::new();
+        t.push(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n", &mut out);
+        assert!(!t.first_token_seen(), "an empty role chunk is not a token");
+        t.push(
+            b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n",
+            &mut out,
+        );
+        assert!(t.first_token_seen());
+        t.push(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", &mut out);
+        assert!(t.is_finished() && t.error().is_none());
+        let len = out.len();
+        t.push(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n", &mut out);
+        t.finish(&mut out);
+        assert_eq!(out.len(), len, "nothing after message_stop");
+    }
+
+    #[test]
+    fn empty_or_cut_upstream_is_an_error_not_success() {
+        for up in [
+            WireDialect::OpenAi,
+            WireDialect::Anthropic,
+            WireDialect::Gemini,
+        ] {
+            let (out, t) = run(up, Dialect::Anthropic, ResponseOptions::default(), "");
+            assert!(out.starts_with("event: error\n"), "{out}");
+            assert!(t.error().is_some());
+            let (out, _) = run(
+                up,
+                Dialect::OpenAi,
+                ResponseOptions::default(),
+                ": keep-alive\n\n",
+            );
+            assert!(out.starts_with("data: {\"error\":"), "{out}");
+            assert!(!out.contains("[DONE]"));
+        }
+    }
+
+    #[test]
+    fn interleaved_openai_tool_fragments_are_not_lost() {
+        let input = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\"\"}}]}}]}\n\n\
+            data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"b\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}]}\n\n\
+            data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]}}]}\n\n\
+            data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+        let (out, _) = run(
+            WireDialect::OpenAi,
+            Dialect::Anthropic,
+            ResponseOptions::default(),
+            input,
+        );
+        assert!(
+            out.contains(
+                "\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\":1}\"}"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("\"stop_reason\":\"tool_use\""));
+    }
+
+    #[test]
+    fn token_estimate_is_documented_heuristic() {
+        let req = ChatRequest {
+            messages: vec![Message {
+                role: Role::User,
+                content: vec![Part::text("12345678")],
+                name: None,
+            }],
+            tools: vec![Tool {
+                name: "abcd".into(),
+                description: None,
+                parameters: serde_json::json!({}),
+                strict: None,
+                cache_control: None,
+            }],
+            ..ChatRequest::default()
+        };
+        // 3 primer + (4 + 2) message + (8 + 1 name + 1 "{}") tool.
+        assert_eq!(estimate_input_tokens(&req), 19);
+    }
+}
