@@ -24,7 +24,6 @@ const KNOWN: &[&str] = &[
     "top_p",
     "top_k",
     "stop_sequences",
-    "thinking",
     "metadata",
     "stream",
     "output_config",
@@ -156,6 +155,11 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
         }),
         _ => None,
     };
+    // `enabled` is modelled; other modes (`disabled`, `adaptive`, future
+    // ones) stay in `extra` so an Anthropic target still receives them.
+    if reasoning.is_some() {
+        m.remove("thinking");
+    }
 
     let format = m
         .get("output_config")
@@ -740,5 +744,20 @@ mod tests {
         ]}).to_string().as_bytes()).unwrap();
         let e = encode_request(&r).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].tool_calls"));
+    }
+}
+
+#[cfg(test)]
+mod thinking_mode_tests {
+    use super::*;
+
+    #[test]
+    fn unmodelled_thinking_modes_survive_same_dialect() {
+        let body = json!({"model": "c", "max_tokens": 10, "thinking": {"type": "adaptive"},
+            "messages": [{"role": "user", "content": "x"}]});
+        let r = decode_request(body.to_string().as_bytes()).unwrap();
+        assert!(r.reasoning.is_none());
+        let out: Value = serde_json::from_slice(&encode_request(&r).unwrap()).unwrap();
+        assert_eq!(out["thinking"], json!({"type": "adaptive"}));
     }
 }
