@@ -4,7 +4,12 @@
 //! benchmarked without a network. The gateway (`src/` of the root crate) calls
 //! these functions from its Pingora phases.
 
+pub mod anthropic;
+pub mod codec;
 pub mod error;
+pub mod gemini;
+pub mod ir;
+pub mod openai;
 pub mod passthrough;
 pub mod sse;
 pub mod usage;
