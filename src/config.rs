@@ -760,8 +760,11 @@ fn build_providers(
                 continue;
             }
         };
-        if kind.appends_v1_to_bare_url() && base.path.is_empty() {
-            base.path = "/v1".into();
+        if let Some(path) = kind
+            .default_path_for_bare_url()
+            .filter(|_| base.path.is_empty())
+        {
+            base.path = path.into();
         }
         if d.keys.is_empty() && !info.key_optional && (d.base_url.is_none() || from_file) {
             errs.push(err(

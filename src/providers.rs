@@ -4,6 +4,7 @@
 //! of the OpenAI-compatible family is one line here, not a code path.
 
 use std::fmt;
+use switchyard_filters::ir::WireDialect;
 
 /// How the provider credential is sent upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +13,10 @@ pub enum AuthStyle {
     Bearer,
     /// `api-key: <key>` (Azure OpenAI).
     ApiKeyHeader,
+    /// `x-api-key: <key>` (Anthropic).
+    XApiKey,
+    /// `x-goog-api-key: <key>` (Gemini).
+    GoogApiKey,
 }
 
 impl AuthStyle {
@@ -20,6 +25,8 @@ impl AuthStyle {
         match self {
             AuthStyle::Bearer => ("authorization", format!("Bearer {key}")),
             AuthStyle::ApiKeyHeader => ("api-key", key.to_string()),
+            AuthStyle::XApiKey => ("x-api-key", key.to_string()),
+            AuthStyle::GoogApiKey => ("x-goog-api-key", key.to_string()),
         }
     }
 }
@@ -55,6 +62,10 @@ pub enum ProviderKind {
     Vllm,
     /// llama.cpp's `llama-server`.
     LlamaCpp,
+    /// Anthropic Messages API (base URL without `/v1`, SDK convention).
+    Anthropic,
+    /// Google Gemini native API (`generateContent`).
+    Gemini,
 }
 
 /// Static facts about a provider kind.
@@ -188,6 +199,22 @@ pub const KINDS: &[KindInfo] = &[
         key_optional: true,
         auth: AuthStyle::Bearer,
     },
+    KindInfo {
+        kind: ProviderKind::Anthropic,
+        name: "anthropic",
+        env_prefixes: &["ANTHROPIC"],
+        default_base_url: Some("https://api.anthropic.com"),
+        key_optional: false,
+        auth: AuthStyle::XApiKey,
+    },
+    KindInfo {
+        kind: ProviderKind::Gemini,
+        name: "gemini",
+        env_prefixes: &["GEMINI"],
+        default_base_url: Some("https://generativelanguage.googleapis.com/v1beta"),
+        key_optional: false,
+        auth: AuthStyle::GoogApiKey,
+    },
 ];
 
 impl ProviderKind {
@@ -202,14 +229,38 @@ impl ProviderKind {
         KINDS.iter().find(|k| k.name == name).map(|k| k.kind)
     }
 
-    /// Local servers get `/v1` appended when their base URL has no path,
-    /// because their users write `http://localhost:11434` (the native SDKs'
-    /// convention) while we speak the OpenAI-compatible API under `/v1`.
-    pub fn appends_v1_to_bare_url(self) -> bool {
-        matches!(
-            self,
-            ProviderKind::Ollama | ProviderKind::Vllm | ProviderKind::LlamaCpp
-        )
+    /// The wire format this provider speaks.
+    pub fn wire(self) -> WireDialect {
+        match self {
+            ProviderKind::Anthropic => WireDialect::Anthropic,
+            ProviderKind::Gemini => WireDialect::Gemini,
+            ProviderKind::OpenAi
+            | ProviderKind::Azure
+            | ProviderKind::Groq
+            | ProviderKind::Xai
+            | ProviderKind::DeepSeek
+            | ProviderKind::Mistral
+            | ProviderKind::OpenRouter
+            | ProviderKind::Together
+            | ProviderKind::Fireworks
+            | ProviderKind::Cerebras
+            | ProviderKind::Zai
+            | ProviderKind::Ollama
+            | ProviderKind::Vllm
+            | ProviderKind::LlamaCpp => WireDialect::OpenAi,
+        }
+    }
+
+    /// Path appended to a base URL given without one: `/v1` for local
+    /// OpenAI-compatible servers (users write `http://localhost:11434`, the
+    /// native SDKs' convention, while we speak the OpenAI API under `/v1`),
+    /// `/v1beta` for Gemini (whose SDKs take the API version separately).
+    pub fn default_path_for_bare_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Ollama | ProviderKind::Vllm | ProviderKind::LlamaCpp => Some("/v1"),
+            ProviderKind::Gemini => Some("/v1beta"),
+            _ => None,
+        }
     }
 }
 

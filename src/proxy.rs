@@ -49,6 +49,8 @@ pub struct RequestCtx {
     pub error: Option<&'static str>,
     /// The client went away before the end of the response.
     pub client_gone: bool,
+    /// The caller's API dialect (errors are rendered in it).
+    pub dialect: Dialect,
 }
 
 /// The gateway's shared state for the proxy service.
@@ -95,6 +97,10 @@ pub enum Endpoint {
     Chat,
     /// `POST /v1/embeddings`
     Embeddings,
+    /// `POST /v1/messages` (Anthropic Messages API)
+    Messages,
+    /// `POST /v1/messages/count_tokens`
+    CountTokens,
 }
 
 /// Matches method + path; `Err` carries the error to answer.
@@ -105,6 +111,8 @@ pub fn match_endpoint(method: &str, path: &str) -> Result<Endpoint, GatewayError
         "/v1/models" => (Endpoint::Models, "GET"),
         "/v1/chat/completions" => (Endpoint::Chat, "POST"),
         "/v1/embeddings" => (Endpoint::Embeddings, "POST"),
+        "/v1/messages" => (Endpoint::Messages, "POST"),
+        "/v1/messages/count_tokens" => (Endpoint::CountTokens, "POST"),
         _ => return Err(GatewayError::RouteNotFound(path.to_string())),
     };
     if method == allowed || (allowed == "GET" && method == "HEAD") {
@@ -126,6 +134,20 @@ impl Endpoint {
             Endpoint::Models => "models",
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
+            Endpoint::CountTokens => "count_tokens",
+        }
+    }
+
+    /// The API dialect callers of this endpoint speak.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Models
+            | Endpoint::Chat
+            | Endpoint::Embeddings => Dialect::OpenAi,
         }
     }
 }
@@ -149,16 +171,17 @@ impl ProxyHttp for Gateway {
             ttft_ms: None,
             error: None,
             client_gone: false,
+            dialect: Dialect::OpenAi,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> PResult<bool> {
         ctx.start = Instant::now();
-        let dialect = Dialect::OpenAi;
         if let Err(e) = self.dispatch(session, ctx).await {
             ctx.error = Some(e.kind());
             if ctx.status == 0 {
-                // Nothing sent yet: answer with the error.
+                // Nothing sent yet: answer with the error in the caller's dialect.
+                let dialect = ctx.dialect;
                 respond_error(session, ctx, &e, dialect, &[], false).await;
             }
         }
@@ -236,6 +259,9 @@ impl Gateway {
     ) -> Result<(), GatewayError> {
         let method = session.req_header().method.as_str().to_string();
         let path = session.req_header().uri.path().to_string();
+        if path.starts_with("/v1/messages") {
+            ctx.dialect = Dialect::Anthropic;
+        }
         let endpoint = match match_endpoint(&method, &path) {
             Ok(ep) => ep,
             Err(e) => {
@@ -244,6 +270,7 @@ impl Gateway {
             }
         };
         ctx.endpoint = endpoint.label();
+        ctx.dialect = endpoint.dialect();
         let snap = self.live.snapshot();
         match endpoint {
             Endpoint::Health => {
@@ -255,7 +282,11 @@ impl Gateway {
                 respond_json(session, ctx, 200, br#"{"status":"ready"}"#.to_vec(), &[]).await;
                 Ok(())
             }
-            Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {
+            Endpoint::Models
+            | Endpoint::Chat
+            | Endpoint::Embeddings
+            | Endpoint::Messages
+            | Endpoint::CountTokens => {
                 if let Err(e) = authorize(session, snap.master_key.as_ref().map(|k| k.expose())) {
                     drain_body(session, snap.max_body_bytes).await;
                     return Err(e);
@@ -267,10 +298,16 @@ impl Gateway {
                 }
                 let body = read_body(session, snap.max_body_bytes).await?;
                 ctx.bytes_in = body.len();
-                if endpoint == Endpoint::Chat {
-                    relay::chat(self, session, ctx, &snap, body).await
-                } else {
-                    relay::embeddings(self, session, ctx, &snap, body).await
+                match endpoint {
+                    Endpoint::Chat => relay::chat(self, session, ctx, &snap, body).await,
+                    Endpoint::Embeddings => {
+                        relay::embeddings(self, session, ctx, &snap, body).await
+                    }
+                    Endpoint::Messages => relay::messages(self, session, ctx, &snap, body).await,
+                    Endpoint::CountTokens => {
+                        relay::count_tokens(self, session, ctx, &snap, body).await
+                    }
+                    Endpoint::Health | Endpoint::Ready | Endpoint::Models => Ok(()),
                 }
             }
         }
@@ -281,6 +318,8 @@ impl Gateway {
 fn authorize(session: &Session, master: Option<&str>) -> Result<(), GatewayError> {
     let Some(master) = master else { return Ok(()) };
     let h = session.req_header();
+    // OpenAI SDKs send `Authorization: Bearer`; Anthropic SDKs send either
+    // that or `x-api-key` (the Vercel AI SDK).
     let presented = h
         .headers
         .get("authorization")
@@ -289,10 +328,11 @@ fn authorize(session: &Session, master: Option<&str>) -> Result<(), GatewayError
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| h.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
         None => Err(GatewayError::Unauthorized(
-            "Missing API key: send `Authorization: Bearer <key>` with the gateway key",
+            "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`) with the gateway key",
         )),
         Some(k) if constant_time_eq(k.as_bytes(), master.as_bytes()) => Ok(()),
         Some(_) => Err(GatewayError::Unauthorized(

@@ -6,6 +6,7 @@
 //! OpenAI's `prompt_tokens`) counts the whole prompt, so decoding adds them
 //! and encoding subtracts them.
 
+pub mod passthrough;
 mod request;
 mod response;
 mod stream;
