@@ -7,3 +7,4 @@ mod providers;
 mod sdk;
 mod streaming;
 mod support;
+mod translate;
