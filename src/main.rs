@@ -7,6 +7,7 @@ mod error;
 mod live;
 mod providers;
 mod proxy;
+mod record;
 mod relay;
 mod route;
 mod store;
