@@ -359,13 +359,12 @@ async fn upstream_response_headers_and_content_pass_through() {
 
 /// The gateway log once every earlier request on `c`'s connection was logged:
 /// Pingora runs `logging` before it reads the next request of a keep-alive
-/// connection, so one more round trip on the same client is the barrier.
+/// connection, so the access line of one more request on the same client is
+/// written after theirs; once the log reader has seen it, the file has them.
 pub async fn log_after_previous_request(gw: &Gateway, c: &reqwest::Client) -> String {
-    let r = c
-        .get(format!("{}/health", gw.base_url))
-        .send()
-        .await
-        .expect("send");
+    let mut rx = gw.log_lines();
+    let r = c.get(format!("{}/health", gw.base_url)).send().await.expect("send");
     assert_eq!(r.status(), 200);
+    Gateway::wait_log(&mut rx, "endpoint=health").await;
     gw.log()
 }

@@ -5,6 +5,7 @@ mod core;
 mod errors;
 mod providers;
 mod sdk;
+mod sdk_translated;
 mod streaming;
 mod support;
 mod translate;

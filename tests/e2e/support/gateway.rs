@@ -22,6 +22,7 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
+    log_tx: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Gateway {
@@ -61,16 +62,27 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("gateway.log"))
-            .expect("log file");
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn switchyard");
         let stdout = child.stdout.take().expect("stdout");
+        // stderr (the log) goes to <data_dir>/gateway.log line by line and to
+        // subscribers, so tests can wait for a log line without polling.
+        let (log_tx, _) = tokio::sync::broadcast::channel::<String>(4096);
+        let stderr = child.stderr.take().expect("stderr");
+        let log_path = data_dir.join("gateway.log");
+        let tx = log_tx.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log_path).await else {
+                return;
+            };
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+                let _ = file.flush().await;
+                let _ = tx.send(line);
+            }
+        });
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -96,12 +108,37 @@ impl Gateway {
             data_dir,
             _tmp: tmp,
             child: Some(child),
+            log_tx,
         }
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().and_then(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Subscribes to log lines written from now on.
+    pub fn log_lines(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.log_tx.subscribe()
+    }
+
+    /// Waits (up to 30 s) for a log line containing `needle` written after
+    /// `rx` was subscribed, and returns it.
+    pub async fn wait_log(rx: &mut tokio::sync::broadcast::Receiver<String>, needle: &str) -> String {
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match rx.recv().await {
+                    Ok(line) if line.contains(needle) => return Some(line),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no log line containing `{needle}` within 30 s"),
+        }
     }
 
     /// The gateway's log so far (stderr).

@@ -3,3 +3,5 @@
 
 pub mod gateway;
 pub mod mock;
+pub mod mock_anthropic;
+pub mod mock_gemini;
