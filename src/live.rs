@@ -34,6 +34,11 @@ impl Live {
         self.snapshot.load_full()
     }
 
+    /// Replaces the snapshot atomically; requests in flight keep theirs.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
     /// The current discovered model lists.
     pub fn discovered(&self) -> Arc<Discovered> {
         self.discovered.load_full()

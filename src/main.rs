@@ -1,13 +1,18 @@
 //! Switchyard: read the CLI, load config, build the Pingora server, run.
 
+mod admin;
 mod cli;
 mod config;
 mod discovery;
 mod error;
 mod live;
+mod metrics;
+mod pricing;
 mod providers;
 mod proxy;
 mod record;
+mod recorder;
+mod reload;
 mod relay;
 mod route;
 mod store;
@@ -107,7 +112,10 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = format!("{level},pingora_core=warn,pingora_proxy=warn,sled=warn");
+    // Pingora's lifecycle lines (signals, upgrade, shutdown) are info; its
+    // per-connection chatter is below that.
+    let core = if matches!(level, "error" | "warn" | "off") { level } else { "info" };
+    let filter = format!("{level},pingora_core={core},pingora_proxy=warn,sled=warn");
     let _ = env_logger::Builder::new()
         .parse_filters(&filter)
         .format(|buf, record| {
@@ -208,7 +216,8 @@ fn serve(
     data_dir: Option<PathBuf>,
     upgrade: bool,
 ) -> ExitCode {
-    let snap = match load(config, listen, data_dir) {
+    let (listen_cli, data_dir_cli) = (listen.clone(), data_dir.clone());
+    let snap = match load(config.clone(), listen, data_dir) {
         Ok(s) => s,
         Err(errs) => {
             print_errors(&errs);
@@ -275,9 +284,26 @@ fn serve(
         ..Opt::default()
     };
     let data_dir = snap.data_dir.clone();
+    let initial_text = match Sources::from_process(config.clone(), None, None) {
+        Ok(src) => src.file_text,
+        Err(_) => None,
+    };
+    // Until the SIGHUP listener starts, a reload signal must not kill us.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let live = Arc::new(live::Live::new(snap));
+    let reloader = Arc::new(reload::Reloader::new(
+        config,
+        listen_cli,
+        data_dir_cli,
+        live.clone(),
+        Box::new(|_ok| {}),
+    ));
+    reloader.set_initial_text(initial_text);
     let gw = proxy::Gateway::new(live.clone(), store.clone());
     let mut svc =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, gw, "switchyard");
@@ -288,6 +314,13 @@ fn serve(
         discovery::Discovery::new(live.clone()),
     ));
     server.add_service(background_service("store flusher", StoreFlusher(store)));
+    server.add_service(background_service(
+        "config watcher",
+        reload::ConfigWatcher {
+            reloader: reloader.clone(),
+        },
+    ));
+    server.add_service(background_service("sighup", reload::SighupListener { reloader }));
     server.add_service(background_service(
         "ready announcer",
         ReadyAnnouncer {

@@ -5,6 +5,7 @@
 //! these functions from its Pingora phases.
 
 pub mod anthropic;
+pub mod attribution;
 pub mod codec;
 pub mod error;
 pub mod gemini;

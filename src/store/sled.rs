@@ -1,24 +1,413 @@
 //! The embedded store: sled in `<data_dir>/store`. Nothing to install.
+//!
+//! One sled tree, keys prefixed by kind, so a whole recorder batch (records,
+//! roll-up updates, new dictionary strings, audit entries) is one atomic
+//! `apply_batch`:
+//!
+//! | prefix | key | value |
+//! | --- | --- | --- |
+//! | `d` | id u32 | dictionary string |
+//! | `u` | max_ts u64, seq u64 | block of up to [`BLOCK_MAX`] usage records spanning ≤ [`SPAN_MAX_MS`] |
+//! | `r` | day u32, provider, model, user path, key (dictionary ids, varints) | counters |
+//! | `t` | day u32, tag key id, tag value id (varints) | counters |
+//! | `a` | ts u64, request id | audit metadata |
+//! | `b` | ts u64, request id | audit bodies |
+//! | `i` | request id | audit ts u64 |
+//! | `o` | model name | override JSON |
+//! | `m` | name | metadata (largest block span) |
+//!
+//! Blocks are keyed by their newest timestamp, so a newest-first scan knows
+//! that every block not yet read holds only older records than the current
+//! key: records are emitted in exact `(ts, id)` order with a small heap.
 
-use super::Store;
+use super::encode::{
+    block_header, decode_audit_bodies, decode_audit_meta, decode_block, decode_counters, encode_audit_bodies,
+    encode_audit_meta, encode_block, encode_counters, Interner, Reader, RecView, Resolver, Writer,
+};
+use super::query::{day_of, path_ancestors, DAY_MS};
+use super::rollup::{rollup_batch, RollupKey};
+use super::{
+    Counters, Cursor, GroupBy, GroupKey, GroupRow, LogFilter, ModelOverride, Page, RollupQuery, Store, StoreError,
+};
+use crate::record::{AuditEntry, UsageRecord};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// Most records per block: bounds the work of reading one.
+pub const BLOCK_MAX: usize = 512;
+/// Widest time span of one block: bounds how far past a cursor a scan looks
+/// (only block headers are read there). Low traffic fills blocks slowly, so
+/// this is generous; busy hours fill them by count long before.
+pub const SPAN_MAX_MS: u64 = 60 * 60 * 1000;
+/// Strings beyond this many dictionary entries are stored inline.
+const DICT_MAX: usize = 4_000_000;
+/// Deletions per batch during retention.
+const DELETE_CHUNK: usize = 1024;
+
+const META_SPAN: &[u8] = b"mspan";
+
+fn be(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The string dictionary: every interned string and its id, loaded at open.
+#[derive(Default)]
+struct Dict {
+    by_str: HashMap<Arc<str>, u32>,
+    by_id: Vec<Arc<str>>,
+}
+
+impl Resolver for Dict {
+    fn resolve(&self, id: u32) -> Option<&str> {
+        self.by_id.get(id as usize).map(|s| &**s)
+    }
+}
+
+/// The dictionary plus the strings a batch in progress adds; committed to
+/// memory only once the batch is on disk.
+struct Pending<'a> {
+    base: &'a Dict,
+    new: Vec<Arc<str>>,
+    new_ids: HashMap<Arc<str>, u32>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(base: &'a Dict) -> Self {
+        Pending {
+            base,
+            new: Vec::new(),
+            new_ids: HashMap::new(),
+        }
+    }
+
+    /// Interns unconditionally (roll-up keys need ids); `None` only when the
+    /// id space is exhausted.
+    fn force(&mut self, s: &str) -> Option<u32> {
+        if let Some(id) = self.base.by_str.get(s).or_else(|| self.new_ids.get(s)) {
+            return Some(*id);
+        }
+        let id = u32::try_from(self.base.by_id.len() + self.new.len()).ok()?;
+        let a: Arc<str> = Arc::from(s);
+        self.new.push(a.clone());
+        self.new_ids.insert(a, id);
+        Some(id)
+    }
+}
+
+impl Interner for Pending<'_> {
+    fn intern(&mut self, s: &str) -> Option<u32> {
+        if self.base.by_id.len() + self.new.len() >= DICT_MAX {
+            return self.base.by_str.get(s).or_else(|| self.new_ids.get(s)).copied();
+        }
+        self.force(s)
+    }
+}
+
+impl Resolver for Pending<'_> {
+    fn resolve(&self, id: u32) -> Option<&str> {
+        let i = id as usize;
+        match i.checked_sub(self.base.by_id.len()) {
+            None => self.base.resolve(id),
+            Some(j) => self.new.get(j).map(|s| &**s),
+        }
+    }
+}
 
 /// A sled database.
 pub struct SledStore {
     db: sled::Db,
+    /// Serialises writers (roll-ups are read-modify-write).
+    write_lock: Mutex<()>,
+    dict: RwLock<Dict>,
+    /// Widest block span ever written: how far above a bound scans start.
+    max_span: AtomicU64,
+    blocks_read: AtomicU64,
+}
+
+fn ukey(max_ts: u64, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(b'u');
+    k.extend_from_slice(&max_ts.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at + 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_be_bytes(a))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 4)?;
+    let mut a = [0u8; 4];
+    a.copy_from_slice(s);
+    Some(u32::from_be_bytes(a))
+}
+
+fn akey(prefix: u8, ts: u64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + id.len());
+    k.push(prefix);
+    k.extend_from_slice(&ts.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SledStore {
     /// Opens (or creates) the store under `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<SledStore, String> {
+    pub fn open(data_dir: &Path) -> Result<SledStore, StoreError> {
         let path = data_dir.join("store");
         let db = sled::Config::new()
             .path(&path)
-            .cache_capacity(8 * 1024 * 1024)
+            .cache_capacity(64 * 1024 * 1024)
             .open()
-            .map_err(|e| format!("cannot open store at {}: {e}", path.display()))?;
-        Ok(SledStore { db })
+            .map_err(|e| StoreError::Backend(format!("cannot open store at {}: {e}", path.display())))?;
+        let mut dict = Dict::default();
+        for kv in db.scan_prefix(b"d") {
+            let (k, v) = kv.map_err(be)?;
+            let id = u32_at(&k, 1).ok_or_else(|| StoreError::Corrupt("dictionary key".into()))?;
+            if id as usize != dict.by_id.len() {
+                return Err(StoreError::Corrupt(format!("dictionary gap at id {id}")));
+            }
+            let s: Arc<str> =
+                Arc::from(std::str::from_utf8(&v).map_err(|_| StoreError::Corrupt("dictionary string".into()))?);
+            dict.by_str.insert(s.clone(), id);
+            dict.by_id.push(s);
+        }
+        let max_span = db.get(META_SPAN).map_err(be)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
+        Ok(SledStore {
+            db,
+            write_lock: Mutex::new(()),
+            dict: RwLock::new(dict),
+            max_span: AtomicU64::new(max_span),
+            blocks_read: AtomicU64::new(0),
+        })
     }
+
+    /// Usage blocks decoded since open: lets tests and the bench prove that
+    /// summaries read roll-ups only.
+    #[allow(dead_code)] // tests and benches/store.rs
+    pub fn blocks_read(&self) -> u64 {
+        self.blocks_read.load(Ordering::Relaxed)
+    }
+
+    fn dict(&self) -> std::sync::RwLockReadGuard<'_, Dict> {
+        self.dict.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn commit_dict(&self, new: Vec<Arc<str>>) {
+        if new.is_empty() {
+            return;
+        }
+        let mut d = self.dict.write().unwrap_or_else(PoisonError::into_inner);
+        for s in new {
+            let id = d.by_id.len() as u32;
+            d.by_str.insert(s.clone(), id);
+            d.by_id.push(s);
+        }
+    }
+
+    /// Adds the usage blocks for `usage` to `batch`; returns the widest span.
+    fn add_blocks(
+        &self,
+        usage: &[UsageRecord],
+        pend: &mut Pending<'_>,
+        batch: &mut sled::Batch,
+    ) -> Result<u64, StoreError> {
+        let mut sorted: Vec<&UsageRecord> = usage.iter().collect();
+        sorted.sort_by(|a, b| (a.ts_ms, &a.request_id).cmp(&(b.ts_ms, &b.request_id)));
+        let mut chunks: Vec<Vec<&UsageRecord>> = Vec::new();
+        for r in sorted {
+            match chunks.last_mut() {
+                Some(c) if c.len() < BLOCK_MAX && c.first().is_some_and(|f| r.ts_ms - f.ts_ms <= SPAN_MAX_MS) => {
+                    c.push(r)
+                }
+                _ => chunks.push(vec![r]),
+            }
+        }
+        let mut widest = 0;
+        for c in &chunks {
+            let (Some(lo), Some(hi)) = (c.first(), c.last()) else {
+                continue;
+            };
+            widest = widest.max(hi.ts_ms - lo.ts_ms);
+            let seq = self.db.generate_id().map_err(be)?;
+            batch.insert(ukey(hi.ts_ms, seq), encode_block(c, pend));
+        }
+        Ok(widest)
+    }
+
+    /// Adds the roll-up deltas of `usage` to the stored rows in `batch`.
+    fn add_rollups(
+        &self,
+        usage: &[UsageRecord],
+        pend: &mut Pending<'_>,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let full = || StoreError::Backend("string dictionary is full".into());
+        for (key, delta) in rollup_batch(usage) {
+            let mut k = Writer {
+                buf: Vec::with_capacity(16),
+            };
+            let (prefix, day, parts): (u8, u32, [&str; 4]) = match key {
+                RollupKey::Combo {
+                    day,
+                    provider,
+                    model,
+                    user_path,
+                    key_id,
+                } => (b'r', day, [provider, model, user_path, key_id]),
+                RollupKey::Tag { day, key, value } => (b't', day, [key, value, "", ""]),
+            };
+            k.byte(prefix);
+            k.buf.extend_from_slice(&day.to_be_bytes());
+            let n = if prefix == b'r' { 4 } else { 2 };
+            for p in &parts[..n] {
+                k.varint(u64::from(pend.force(p).ok_or_else(full)?));
+            }
+            let k = k.buf;
+            let mut c = match self.db.get(&k).map_err(be)? {
+                Some(v) => decode_counters(&v)?,
+                None => Counters::default(),
+            };
+            c.merge(&delta);
+            batch.insert(k, encode_counters(&c));
+        }
+        Ok(())
+    }
+
+    fn apply(&self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.db.apply_batch(batch).map_err(be)
+    }
+
+    fn delete_range(&self, lo: &[u8], hi: &[u8]) -> Result<(), StoreError> {
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in self.db.range(lo..hi).take(DELETE_CHUNK) {
+                let (k, _) = kv.map_err(be)?;
+                batch.remove(k);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.apply(batch)?;
+        }
+    }
+
+    fn usage_retention(&self, cutoff: u64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        // Whole blocks older than the cutoff.
+        let lo = ukey(0, 0);
+        let hi = ukey(cutoff, 0);
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in self.db.range(lo.as_slice()..hi.as_slice()).take(DELETE_CHUNK) {
+                let (k, v) = kv.map_err(be)?;
+                deleted += block_header(&v)?.count;
+                batch.remove(k);
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            self.apply(batch)?;
+        }
+        // Blocks straddling the cutoff keep only their recent records.
+        let span = self.max_span.load(Ordering::Relaxed);
+        let top = ukey(cutoff.saturating_add(span), u64::MAX);
+        let dict = self.dict();
+        let mut pend = Pending::new(&dict);
+        let mut batch = sled::Batch::default();
+        for kv in self.db.range(hi.as_slice()..=top.as_slice()) {
+            let (k, v) = kv.map_err(be)?;
+            if block_header(&v)?.min_ts >= cutoff {
+                continue;
+            }
+            let (_, views) = decode_block(&v, &pend)?;
+            let keep: Vec<UsageRecord> = views
+                .iter()
+                .filter(|r| r.ts_ms >= cutoff)
+                .map(RecView::to_record)
+                .collect();
+            deleted += (views.len() - keep.len()) as u64;
+            if keep.is_empty() {
+                batch.remove(k);
+                continue;
+            }
+            let refs: Vec<&UsageRecord> = keep.iter().collect();
+            let enc = encode_block(&refs, &mut pend);
+            batch.insert(k, enc);
+        }
+        for (i, s) in pend.new.iter().enumerate() {
+            let id = (dict.by_id.len() + i) as u32;
+            batch.insert(prefixed(b'd', &id.to_be_bytes()), s.as_bytes());
+        }
+        let new = std::mem::take(&mut pend.new);
+        drop(pend);
+        drop(dict);
+        self.apply(batch)?;
+        self.commit_dict(new);
+        // Roll-up days entirely before the cutoff's day.
+        let day = day_of(cutoff);
+        for p in [b'r', b't'] {
+            self.delete_range(&[p], &prefixed(p, &day.to_be_bytes()))?;
+        }
+        Ok(deleted)
+    }
+
+    fn audit_retention(&self, cutoff: u64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        let lo = akey(b'a', 0, "");
+        let hi = akey(b'a', cutoff, "");
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in self.db.range(lo.as_slice()..hi.as_slice()).take(DELETE_CHUNK) {
+                let (k, _) = kv.map_err(be)?;
+                let (Some(ts), Some(id)) = (k.get(1..9), k.get(9..)) else {
+                    batch.remove(k);
+                    n += 1;
+                    continue;
+                };
+                let ikey = prefixed(b'i', id);
+                if self.db.get(&ikey).map_err(be)?.as_deref() == Some(ts) {
+                    batch.remove(ikey);
+                }
+                batch.remove(prefixed(b'b', &k[1..]));
+                batch.remove(k);
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            deleted += n;
+            self.apply(batch)?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Whether `(ts, id)` sorts before the cursor (is older).
+fn before(ts: u64, id: &super::encode::IdRef<'_>, c: &Cursor) -> bool {
+    ts < c.ts_ms || (ts == c.ts_ms && id.to_string_lossless() < c.request_id)
 }
 
 impl Store for SledStore {
@@ -36,17 +425,287 @@ impl Store for SledStore {
             .map(|_| ())
             .map_err(|e| format!("store flush failed: {e}"))
     }
+
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(be)
+    }
+
+    fn write_batch(&self, usage: &[UsageRecord], audit: &[AuditEntry]) -> Result<(), StoreError> {
+        if usage.is_empty() && audit.is_empty() {
+            return Ok(());
+        }
+        let _w = lock(&self.write_lock);
+        let dict = self.dict();
+        let mut pend = Pending::new(&dict);
+        let mut batch = sled::Batch::default();
+        let widest = self.add_blocks(usage, &mut pend, &mut batch)?;
+        self.add_rollups(usage, &mut pend, &mut batch)?;
+        for a in audit {
+            let k = akey(b'a', a.ts_ms, &a.request_id);
+            batch.insert(prefixed(b'i', a.request_id.as_bytes()), &k[1..9]);
+            if let Some(b) = encode_audit_bodies(a) {
+                batch.insert(prefixed(b'b', &k[1..]), b);
+            }
+            batch.insert(k, encode_audit_meta(a));
+        }
+        for (i, s) in pend.new.iter().enumerate() {
+            let id = (dict.by_id.len() + i) as u32;
+            batch.insert(prefixed(b'd', &id.to_be_bytes()), s.as_bytes());
+        }
+        let grew = widest > self.max_span.load(Ordering::Relaxed);
+        if grew {
+            batch.insert(META_SPAN, &widest.to_be_bytes());
+        }
+        let new = std::mem::take(&mut pend.new);
+        drop(pend);
+        drop(dict);
+        self.apply(batch)?;
+        self.commit_dict(new);
+        if grew {
+            self.max_span.fetch_max(widest, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn usage_rollup(&self, q: &RollupQuery) -> Result<Vec<GroupRow>, StoreError> {
+        let prefix = if q.group_by == GroupBy::Tag { b't' } else { b'r' };
+        if q.from_day > q.to_day {
+            return Ok(Vec::new());
+        }
+        let lo = prefixed(prefix, &q.from_day.to_be_bytes());
+        let hi = match q.to_day.checked_add(1) {
+            Some(d) => prefixed(prefix, &d.to_be_bytes()),
+            None => vec![prefix + 1],
+        };
+        let bad = || StoreError::Corrupt("roll-up key".into());
+        // Aggregate by ids first; strings are resolved once per group.
+        let mut agg: HashMap<(Option<u32>, u32, u32), Counters> = HashMap::new();
+        for kv in self.db.range(lo.as_slice()..hi.as_slice()) {
+            let (k, v) = kv.map_err(be)?;
+            let day = u32_at(&k, 1).ok_or_else(bad)?;
+            let mut r = Reader::new(k.get(5..).ok_or_else(bad)?);
+            let mut ids = [0u32; 4];
+            for id in ids.iter_mut().take(if prefix == b'r' { 4 } else { 2 }) {
+                *id = r.varint_u32()?;
+            }
+            let g = match q.group_by {
+                GroupBy::Total => (0, 0),
+                GroupBy::Provider => (ids[0], 0),
+                GroupBy::Model | GroupBy::Tag => (ids[0], ids[1]),
+                GroupBy::UserPath => (ids[2], 0),
+                GroupBy::Key => (ids[3], 0),
+            };
+            let c = decode_counters(&v)?;
+            agg.entry((q.per_day.then_some(day), g.0, g.1)).or_default().merge(&c);
+        }
+        let dict = self.dict();
+        let s = |id: u32| -> Result<String, StoreError> {
+            dict.resolve(id)
+                .map(str::to_string)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown dictionary id {id}")))
+        };
+        let mut out = Vec::with_capacity(agg.len());
+        let mut paths: HashMap<(Option<u32>, String), Counters> = HashMap::new();
+        for ((day, a, b), counters) in agg {
+            let key = match q.group_by {
+                GroupBy::Total => GroupKey::Total,
+                GroupBy::Provider => GroupKey::Provider(s(a)?),
+                GroupBy::Model => GroupKey::Model {
+                    provider: s(a)?,
+                    model: s(b)?,
+                },
+                GroupBy::Key => GroupKey::Key(s(a)?),
+                GroupBy::Tag => GroupKey::Tag {
+                    key: s(a)?,
+                    value: s(b)?,
+                },
+                GroupBy::UserPath => {
+                    // Leaves are stored; every ancestor sums its subtree.
+                    let leaf = dict.resolve(a).ok_or_else(bad)?;
+                    for node in path_ancestors(leaf) {
+                        paths.entry((day, node.to_string())).or_default().merge(&counters);
+                    }
+                    continue;
+                }
+            };
+            out.push(GroupRow { day, key, counters });
+        }
+        out.extend(paths.into_iter().map(|((day, p), counters)| GroupRow {
+            day,
+            key: GroupKey::UserPath(p),
+            counters,
+        }));
+        Ok(out)
+    }
+
+    fn usage_log(
+        &self,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRecord>, StoreError> {
+        let limit = limit.max(1);
+        let upper = filter
+            .to_ms
+            .unwrap_or(u64::MAX)
+            .min(cursor.map_or(u64::MAX, |c| c.ts_ms));
+        let lower = filter.from_ms.unwrap_or(0);
+        let mut items = Vec::new();
+        if upper < lower {
+            return Ok(Page { items, next: None });
+        }
+        let span = self.max_span.load(Ordering::Relaxed);
+        let lo = ukey(lower, 0);
+        let hi = ukey(upper.saturating_add(span), u64::MAX);
+        let mut iter = self.db.range(lo.as_slice()..=hi.as_slice()).rev().peekable();
+        let dict = self.dict();
+        // Max-heap on (ts, id): the newest candidate on top.
+        let mut heap: BinaryHeap<(u64, String, Reverse<usize>)> = BinaryHeap::new();
+        let mut found: Vec<Option<UsageRecord>> = Vec::new();
+        while let Some(kv) = iter.next() {
+            let (_, v) = kv.map_err(be)?;
+            let h = block_header(&v)?;
+            if h.min_ts <= upper && h.max_ts >= lower {
+                self.blocks_read.fetch_add(1, Ordering::Relaxed);
+                let (_, views) = decode_block(&v, &*dict)?;
+                for r in &views {
+                    if r.ts_ms > upper
+                        || cursor.is_some_and(|c| !before(r.ts_ms, &r.request_id, c))
+                        || !filter.matches_usage(r.ts_ms, r.provider, r.model, r.upstream_model, r.user_path, r.status)
+                    {
+                        continue;
+                    }
+                    let rec = r.to_record();
+                    heap.push((rec.ts_ms, rec.request_id.clone(), Reverse(found.len())));
+                    found.push(Some(rec));
+                }
+            }
+            // Blocks not yet read hold only records at or before this key.
+            let frontier = match iter.peek() {
+                None => None,
+                Some(Ok((k, _))) => u64_at(k, 1),
+                Some(Err(_)) => Some(u64::MAX),
+            };
+            while let Some((ts, _, Reverse(i))) = heap.peek() {
+                if frontier.is_some_and(|f| *ts <= f) {
+                    break;
+                }
+                let i = *i;
+                heap.pop();
+                if let Some(rec) = found.get_mut(i).and_then(Option::take) {
+                    items.push(rec);
+                }
+                if items.len() == limit {
+                    let more = !heap.is_empty() || iter.peek().is_some();
+                    let next = items.last().filter(|_| more).map(|r| Cursor {
+                        ts_ms: r.ts_ms,
+                        request_id: r.request_id.clone(),
+                    });
+                    return Ok(Page { items, next });
+                }
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    fn audit_log(
+        &self,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let limit = limit.max(1);
+        let lo = akey(b'a', filter.from_ms.unwrap_or(0), "");
+        let mut hi = match filter.to_ms.and_then(|t| t.checked_add(1)) {
+            Some(t) => akey(b'a', t, ""),
+            None => vec![b'b'],
+        };
+        if let Some(c) = cursor {
+            hi = hi.min(akey(b'a', c.ts_ms, &c.request_id));
+        }
+        let mut items = Vec::new();
+        if lo >= hi {
+            return Ok(Page { items, next: None });
+        }
+        let mut iter = self.db.range(lo.as_slice()..hi.as_slice()).rev().peekable();
+        while let Some(kv) = iter.next() {
+            let (_, v) = kv.map_err(be)?;
+            let a = decode_audit_meta(&v)?;
+            if !filter.matches_audit(&a) {
+                continue;
+            }
+            items.push(a);
+            if items.len() == limit {
+                let next = iter.peek().and(items.last()).map(|a| Cursor {
+                    ts_ms: a.ts_ms,
+                    request_id: a.request_id.clone(),
+                });
+                return Ok(Page { items, next });
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    fn audit_get(&self, request_id: &str) -> Result<Option<AuditEntry>, StoreError> {
+        let Some(ts) = self.db.get(prefixed(b'i', request_id.as_bytes())).map_err(be)? else {
+            return Ok(None);
+        };
+        let ts = u64_at(&ts, 0).ok_or_else(|| StoreError::Corrupt("audit index".into()))?;
+        let k = akey(b'a', ts, request_id);
+        let Some(meta) = self.db.get(&k).map_err(be)? else {
+            return Ok(None);
+        };
+        let mut a = decode_audit_meta(&meta)?;
+        if let Some(b) = self.db.get(prefixed(b'b', &k[1..])).map_err(be)? {
+            decode_audit_bodies(&b, &mut a)?;
+        }
+        Ok(Some(a))
+    }
+
+    fn enforce_retention(&self, now_ms: u64, usage_days: u32, audit_days: u32) -> Result<(u64, u64), StoreError> {
+        let _w = lock(&self.write_lock);
+        let cutoff = |days: u32| now_ms.saturating_sub(u64::from(days) * DAY_MS);
+        let u = if usage_days == 0 {
+            0
+        } else {
+            self.usage_retention(cutoff(usage_days))?
+        };
+        let a = if audit_days == 0 {
+            0
+        } else {
+            self.audit_retention(cutoff(audit_days))?
+        };
+        Ok((u, a))
+    }
+
+    fn overrides_list(&self) -> Result<Vec<(String, ModelOverride)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(b"o") {
+            let (k, v) = kv.map_err(be)?;
+            let name = std::str::from_utf8(&k[1..]).map_err(|_| StoreError::Corrupt("override name".into()))?;
+            let o: ModelOverride =
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("override {name}: {e}")))?;
+            out.push((name.to_string(), o));
+        }
+        Ok(out)
+    }
+
+    fn override_put(&self, name: &str, o: &ModelOverride) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(o).map_err(|e| StoreError::Encode(e.to_string()))?;
+        self.db
+            .insert(prefixed(b'o', name.as_bytes()), v)
+            .map(|_| ())
+            .map_err(be)
+    }
+
+    fn override_delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.db
+            .remove(prefixed(b'o', name.as_bytes()))
+            .map(|o| o.is_some())
+            .map_err(be)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opens_and_is_healthy() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SledStore::open(dir.path()).expect("open");
-        assert!(s.health().is_ok());
-        assert!(s.flush().is_ok());
-    }
-}
+#[path = "sled_tests.rs"]
+mod tests;

@@ -1,0 +1,673 @@
+//! Gets usage records and audit entries from the request path into the store
+//! without ever slowing or failing a request.
+//!
+//! The proxy's `logging` phase calls [`Recorder::record`]: one short mutex
+//! section pushing onto a bounded queue. [`RecorderService`] (a Pingora
+//! background service) writes the queue to the store in batches at least
+//! every second, sooner when it fills past a high-water mark, runs retention
+//! at start and hourly, and drains everything on shutdown. When the store
+//! fails (disk full), records stay queued up to the capacity and the oldest
+//! are dropped beyond it, counted and logged at most once a second.
+//!
+//! Durability: each successful batch is followed by a store flush, so a
+//! `kill -9` loses at most what was queued in the last interval; a clean
+//! stop loses nothing.
+
+// wired into proxy by the lead
+#![allow(dead_code)]
+
+use crate::record::{AuditEntry, UsageRecord};
+use crate::store::{Store, StoreError};
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+
+/// Most records per `write_batch` call.
+const MAX_BATCH: usize = 4096;
+/// Default retention of usage records, days.
+pub const DEFAULT_USAGE_DAYS: u32 = 90;
+/// Default retention of audit entries, days.
+pub const DEFAULT_AUDIT_DAYS: u32 = 30;
+/// Attempts to drain a failing store on shutdown before giving up.
+const SHUTDOWN_ATTEMPTS: u32 = 3;
+
+struct Item {
+    usage: UsageRecord,
+    audit: Option<AuditEntry>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    queue: Mutex<VecDeque<Item>>,
+    capacity: usize,
+    high_water: usize,
+    dropped: AtomicU64,
+    written: AtomicU64,
+    last_drop_log_ms: AtomicU64,
+    last_error_log_ms: AtomicU64,
+    wake: Notify,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// True at most once per second per `last` (rate-limits error logs).
+fn once_per_second(last: &AtomicU64) -> bool {
+    let now = now_ms();
+    let prev = last.load(Ordering::Relaxed);
+    now.saturating_sub(prev) >= 1000
+        && last
+            .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// A batch taken off the queue, shaped for `write_batch`, that can be put
+/// back when the write fails.
+struct Batch {
+    usage: Vec<UsageRecord>,
+    audit: Vec<AuditEntry>,
+    /// For each audit entry, the index of its usage record.
+    audit_of: Vec<usize>,
+}
+
+impl Batch {
+    fn from_items(items: Vec<Item>) -> Batch {
+        let mut b = Batch {
+            usage: Vec::with_capacity(items.len()),
+            audit: Vec::new(),
+            audit_of: Vec::new(),
+        };
+        for (i, it) in items.into_iter().enumerate() {
+            b.usage.push(it.usage);
+            if let Some(a) = it.audit {
+                b.audit.push(a);
+                b.audit_of.push(i);
+            }
+        }
+        b
+    }
+
+    fn into_items(self) -> Vec<Item> {
+        let mut audits: Vec<Option<AuditEntry>> = (0..self.usage.len()).map(|_| None).collect();
+        for (a, i) in self.audit.into_iter().zip(self.audit_of) {
+            if let Some(slot) = audits.get_mut(i) {
+                *slot = Some(a);
+            }
+        }
+        self.usage
+            .into_iter()
+            .zip(audits)
+            .map(|(usage, audit)| Item { usage, audit })
+            .collect()
+    }
+}
+
+impl Inner {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Item>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count_dropped(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        if once_per_second(&self.last_drop_log_ms) {
+            log::error!(
+                "usage recorder queue full ({} records): dropped the oldest; {total} dropped since start",
+                self.capacity
+            );
+        }
+    }
+
+    /// Puts a failed batch back at the front (it is older than anything
+    /// queued since), dropping the oldest beyond capacity.
+    fn requeue(&self, items: Vec<Item>) {
+        let mut over = 0;
+        {
+            let mut q = self.queue();
+            for it in items.into_iter().rev() {
+                q.push_front(it);
+            }
+            while q.len() > self.capacity {
+                q.pop_front();
+                over += 1;
+            }
+        }
+        self.count_dropped(over);
+    }
+
+    /// Writes one batch; `Ok(0)` when the queue was empty.
+    async fn write_one(&self) -> Result<usize, StoreError> {
+        let items: Vec<Item> = {
+            let mut q = self.queue();
+            let n = q.len().min(MAX_BATCH);
+            q.drain(..n).collect()
+        };
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let n = items.len();
+        let batch = Batch::from_items(items);
+        let store = self.store.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = store.write_batch(&batch.usage, &batch.audit);
+            (r, batch)
+        })
+        .await;
+        match joined {
+            Ok((Ok(()), _)) => {
+                self.written.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Ok((Err(e), batch)) => {
+                self.requeue(batch.into_items());
+                Err(e)
+            }
+            Err(e) => {
+                // The store panicked: the batch is gone with the task.
+                self.count_dropped(n as u64);
+                Err(StoreError::Backend(format!("store writer task failed: {e}")))
+            }
+        }
+    }
+
+    /// Writes what is queued now (not what arrives meanwhile, so a busy
+    /// gateway still gets its periodic flush), then flushes the store to
+    /// disk. Returns records written; stops at the first error.
+    async fn write_all(&self) -> Result<usize, StoreError> {
+        let target = self.queue().len();
+        let mut total = 0;
+        while total < target {
+            match self.write_one().await {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => return Err(e),
+            }
+        }
+        if total > 0 {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(StoreError::Backend(e)),
+                Err(e) => return Err(StoreError::Backend(format!("store flush task failed: {e}"))),
+            }
+        }
+        Ok(total)
+    }
+
+    fn log_write_error(&self, e: &StoreError) {
+        if once_per_second(&self.last_error_log_ms) {
+            log::error!(
+                "usage recorder cannot write to the store ({e}); {} records queued, oldest dropped beyond {}",
+                self.queue().len(),
+                self.capacity
+            );
+        }
+    }
+}
+
+/// The handle the proxy records through (cheap to clone).
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+impl Recorder {
+    /// A recorder holding at most `capacity` records in memory, and the
+    /// background service that writes them to `store` (retention defaults:
+    /// 90 days usage, 30 days audit; see [`RecorderService::with_retention`]).
+    pub fn new(store: Arc<dyn Store>, capacity: usize) -> (Recorder, RecorderService) {
+        let capacity = capacity.max(1);
+        let inner = Arc::new(Inner {
+            store,
+            queue: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))),
+            capacity,
+            high_water: (capacity / 2).clamp(1, MAX_BATCH),
+            dropped: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            last_drop_log_ms: AtomicU64::new(0),
+            last_error_log_ms: AtomicU64::new(0),
+            wake: Notify::new(),
+        });
+        let svc = RecorderService {
+            inner: inner.clone(),
+            usage_days: DEFAULT_USAGE_DAYS,
+            audit_days: DEFAULT_AUDIT_DAYS,
+            interval: Duration::from_secs(1),
+            retention_every: Duration::from_secs(3600),
+            linger: Duration::ZERO,
+            in_flight: None,
+        };
+        (Recorder { inner }, svc)
+    }
+
+    /// Queues one request's record (and audit entry). Never blocks on I/O
+    /// and never fails: when the queue is full the oldest record is dropped
+    /// and counted.
+    pub fn record(&self, usage: UsageRecord, audit: Option<AuditEntry>) {
+        let (len, over) = {
+            let mut q = self.inner.queue();
+            let over = if q.len() >= self.inner.capacity {
+                q.pop_front();
+                1
+            } else {
+                0
+            };
+            q.push_back(Item { usage, audit });
+            (q.len(), over)
+        };
+        self.inner.count_dropped(over);
+        if len == self.inner.high_water {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Records dropped since start (queue full while the store lagged or
+    /// failed).
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records written to the store since start.
+    pub fn written(&self) -> u64 {
+        self.inner.written.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in memory.
+    pub fn queued(&self) -> usize {
+        self.inner.queue().len()
+    }
+
+    /// Writes everything queued now and flushes the store (tests, admin).
+    pub async fn flush_now(&self) -> Result<usize, StoreError> {
+        self.inner.write_all().await
+    }
+}
+
+/// The background writer (add with `background_service("usage recorder", svc)`).
+pub struct RecorderService {
+    inner: Arc<Inner>,
+    usage_days: u32,
+    audit_days: u32,
+    interval: Duration,
+    retention_every: Duration,
+    linger: Duration,
+    in_flight: Option<InFlight>,
+}
+
+/// Reports requests still in flight (lets shutdown stop lingering early).
+pub type InFlight = Arc<dyn Fn() -> usize + Send + Sync>;
+
+impl RecorderService {
+    /// Retention in days (0 keeps forever).
+    pub fn with_retention(mut self, usage_days: u32, audit_days: u32) -> Self {
+        self.usage_days = usage_days;
+        self.audit_days = audit_days;
+        self
+    }
+
+    /// The flush interval (default 1 s; tests shorten or lengthen it).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Pingora signals shutdown at the *start* of the grace period, while
+    /// in-flight requests still finish and record. The service keeps writing
+    /// (every 100 ms) for up to `linger` — pass the grace period minus a
+    /// margin, since the runtime is torn down when it ends — and stops
+    /// early once `in_flight` reports 0 and the queue is empty. Then it
+    /// drains and flushes. Default: no linger.
+    pub fn with_shutdown_linger(mut self, linger: Duration, in_flight: Option<InFlight>) -> Self {
+        self.linger = linger;
+        self.in_flight = in_flight;
+        self
+    }
+
+    async fn linger(&self) {
+        let deadline = Instant::now() + self.linger;
+        while Instant::now() < deadline {
+            if let Err(e) = self.inner.write_all().await {
+                self.inner.log_write_error(&e);
+            }
+            let idle = self.in_flight.as_ref().is_some_and(|f| f() == 0);
+            if idle && self.inner.queue().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn retention(&self) {
+        let store = self.inner.store.clone();
+        let (u, a) = (self.usage_days, self.audit_days);
+        match tokio::task::spawn_blocking(move || store.enforce_retention(now_ms(), u, a)).await {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((du, da))) => log::info!(
+                "retention: deleted {du} usage records older than {u} days and {da} audit entries older than {a} days"
+            ),
+            Ok(Err(e)) => log::error!("retention failed: {e}"),
+            Err(e) => log::error!("retention task failed: {e}"),
+        }
+    }
+
+    /// Drains the queue on shutdown, retrying a failing store a few times.
+    async fn drain(&self) {
+        let mut failures = 0;
+        while !self.inner.queue().is_empty() {
+            if let Err(e) = self.inner.write_all().await {
+                failures += 1;
+                log::error!("usage recorder: shutdown write attempt {failures} failed: {e}");
+                if failures >= SHUTDOWN_ATTEMPTS {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let lost = {
+            let mut q = self.inner.queue();
+            let n = q.len();
+            q.clear();
+            n
+        };
+        if lost > 0 {
+            self.inner.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+            log::error!("usage recorder: {lost} records could not be written before shutdown");
+        }
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => log::info!(
+                "usage recorder drained: {} records written since start",
+                self.inner.written.load(Ordering::Relaxed)
+            ),
+            Ok(Err(e)) => log::error!("store flush on shutdown failed: {e}"),
+            Err(e) => log::error!("store flush task failed: {e}"),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for RecorderService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        self.retention().await;
+        let mut next_retention = Instant::now() + self.retention_every;
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.inner.wake.notified() => {}
+                r = shutdown.changed() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.inner.write_all().await {
+                self.inner.log_write_error(&e);
+            }
+            if Instant::now() >= next_retention {
+                self.retention().await;
+                next_retention = Instant::now() + self.retention_every;
+            }
+        }
+        self.linger().await;
+        self.drain().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Cursor, GroupRow, LogFilter, ModelOverride, Page, RollupQuery, StoreError};
+    use std::sync::atomic::AtomicU32;
+
+    /// An in-memory store that can be told to fail.
+    #[derive(Default)]
+    struct Mem {
+        usage: Mutex<Vec<UsageRecord>>,
+        audit: Mutex<Vec<AuditEntry>>,
+        batches: Mutex<Vec<usize>>,
+        fail_next: AtomicU32,
+        flushes: AtomicU64,
+        retention_runs: AtomicU64,
+    }
+
+    impl Store for Mem {
+        fn health(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), String> {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn disk_bytes(&self) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        fn write_batch(&self, u: &[UsageRecord], a: &[AuditEntry]) -> Result<(), StoreError> {
+            if self
+                .fail_next
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StoreError::Backend("disk full".into()));
+            }
+            self.usage.lock().unwrap().extend_from_slice(u);
+            self.audit.lock().unwrap().extend_from_slice(a);
+            self.batches.lock().unwrap().push(u.len());
+            Ok(())
+        }
+        fn usage_rollup(&self, _: &RollupQuery) -> Result<Vec<GroupRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn usage_log(&self, _: &LogFilter, _: Option<&Cursor>, _: usize) -> Result<Page<UsageRecord>, StoreError> {
+            Ok(Page {
+                items: Vec::new(),
+                next: None,
+            })
+        }
+        fn audit_log(&self, _: &LogFilter, _: Option<&Cursor>, _: usize) -> Result<Page<AuditEntry>, StoreError> {
+            Ok(Page {
+                items: Vec::new(),
+                next: None,
+            })
+        }
+        fn audit_get(&self, _: &str) -> Result<Option<AuditEntry>, StoreError> {
+            Ok(None)
+        }
+        fn enforce_retention(&self, _: u64, _: u32, _: u32) -> Result<(u64, u64), StoreError> {
+            self.retention_runs.fetch_add(1, Ordering::Relaxed);
+            Ok((0, 0))
+        }
+        fn overrides_list(&self) -> Result<Vec<(String, ModelOverride)>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn override_put(&self, _: &str, _: &ModelOverride) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn override_delete(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    fn rec(i: u64) -> UsageRecord {
+        crate::store::synth::record(i, 1_700_000_000_000 + i)
+    }
+
+    fn audit_for(r: &UsageRecord) -> AuditEntry {
+        AuditEntry {
+            request_id: r.request_id.clone(),
+            ts_ms: r.ts_ms,
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            client: "127.0.0.1:1".into(),
+            route: String::new(),
+            status: r.status,
+            upstream_status: None,
+            duration_ms: 1,
+            ttft_ms: None,
+            error: None,
+            user_path: String::new(),
+            key_id: String::new(),
+            request_headers: Vec::new(),
+            request_body: None,
+            response_body: None,
+            bodies_truncated: false,
+        }
+    }
+
+    fn ids(m: &Mem) -> Vec<String> {
+        m.usage.lock().unwrap().iter().map(|r| r.request_id.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn batches_keep_audit_paired_with_usage() {
+        let mem = Arc::new(Mem::default());
+        let (r, _svc) = Recorder::new(mem.clone(), 100);
+        for i in 0..10 {
+            let u = rec(i);
+            let a = (i % 2 == 0).then(|| audit_for(&u));
+            r.record(u, a);
+        }
+        assert_eq!(r.queued(), 10);
+        assert_eq!(r.flush_now().await.expect("flush"), 10);
+        assert_eq!(*mem.batches.lock().unwrap(), vec![10]);
+        assert_eq!(mem.audit.lock().unwrap().len(), 5);
+        assert_eq!(r.written(), 10);
+        assert_eq!(mem.flushes.load(Ordering::Relaxed), 1);
+        // Nothing queued: no write, no flush.
+        assert_eq!(r.flush_now().await.expect("flush"), 0);
+        assert_eq!(mem.flushes.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_oldest_and_counts() {
+        let mem = Arc::new(Mem::default());
+        let (r, _svc) = Recorder::new(mem.clone(), 3);
+        let recs: Vec<UsageRecord> = (0..5).map(rec).collect();
+        for u in &recs {
+            r.record(u.clone(), None);
+        }
+        assert_eq!(r.dropped(), 2);
+        r.flush_now().await.expect("flush");
+        let want: Vec<String> = recs[2..].iter().map(|r| r.request_id.clone()).collect();
+        assert_eq!(ids(&mem), want);
+    }
+
+    #[tokio::test]
+    async fn failing_store_keeps_records_queued_up_to_capacity() {
+        let mem = Arc::new(Mem::default());
+        mem.fail_next.store(2, Ordering::Relaxed);
+        let (r, _svc) = Recorder::new(mem.clone(), 4);
+        let recs: Vec<UsageRecord> = (0..6).map(rec).collect();
+        for u in &recs[..3] {
+            r.record(u.clone(), Some(audit_for(u)));
+        }
+        assert!(r.flush_now().await.is_err());
+        assert_eq!(r.queued(), 3, "a failed batch goes back to the queue");
+        for u in &recs[3..] {
+            r.record(u.clone(), None);
+        }
+        assert_eq!(r.dropped(), 2);
+        assert!(r.flush_now().await.is_err());
+        assert_eq!(r.queued(), 4);
+        assert_eq!(r.flush_now().await.expect("recovered"), 4);
+        let want: Vec<String> = recs[2..].iter().map(|r| r.request_id.clone()).collect();
+        assert_eq!(ids(&mem), want, "oldest dropped, order kept");
+        // The surviving record kept its audit entry through the requeue.
+        assert_eq!(mem.audit.lock().unwrap().len(), 1);
+        assert_eq!(mem.audit.lock().unwrap()[0].request_id, recs[2].request_id);
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_everything_and_flushes() {
+        let mem = Arc::new(Mem::default());
+        let (r, svc) = Recorder::new(mem.clone(), 1000);
+        let svc = svc.with_interval(Duration::from_secs(3600));
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move { svc.start(rx).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 0..25 {
+            r.record(rec(i), None);
+        }
+        tx.send(true).expect("send");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("service stops")
+            .expect("no panic");
+        assert_eq!(mem.usage.lock().unwrap().len(), 25);
+        assert!(mem.flushes.load(Ordering::Relaxed) >= 1);
+        assert_eq!(mem.retention_runs.load(Ordering::Relaxed), 1, "retention at start");
+        assert_eq!(r.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_lingers_for_requests_still_in_flight() {
+        let mem = Arc::new(Mem::default());
+        let (r, svc) = Recorder::new(mem.clone(), 1000);
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let f = in_flight.clone();
+        let svc = svc.with_interval(Duration::from_secs(3600)).with_shutdown_linger(
+            Duration::from_secs(10),
+            Some(Arc::new(move || f.load(Ordering::Relaxed))),
+        );
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move { svc.start(rx).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tx.send(true).expect("send");
+        // A request finishing during the grace period is still recorded.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!task.is_finished(), "lingers while a request is in flight");
+        r.record(rec(1), None);
+        in_flight.store(0, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops once idle")
+            .expect("no panic");
+        assert_eq!(mem.usage.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn high_water_mark_flushes_before_the_interval() {
+        let mem = Arc::new(Mem::default());
+        let (r, svc) = Recorder::new(mem.clone(), 8);
+        let svc = svc.with_interval(Duration::from_secs(3600));
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move { svc.start(rx).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 0..4 {
+            r.record(rec(i), None);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while mem.usage.lock().unwrap().len() < 4 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(mem.usage.lock().unwrap().len(), 4);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn periodic_flush_writes_within_the_interval() {
+        let mem = Arc::new(Mem::default());
+        let (r, svc) = Recorder::new(mem.clone(), 1000);
+        let svc = svc.with_interval(Duration::from_millis(50));
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move { svc.start(rx).await });
+        r.record(rec(1), None);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(mem.usage.lock().unwrap().len(), 1);
+        task.abort();
+    }
+}

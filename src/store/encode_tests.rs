@@ -1,0 +1,139 @@
+use super::*;
+use std::collections::HashMap;
+
+#[derive(Default)]
+struct D {
+    ids: HashMap<String, u32>,
+    strs: Vec<String>,
+}
+impl Interner for D {
+    fn intern(&mut self, s: &str) -> Option<u32> {
+        if let Some(i) = self.ids.get(s) {
+            return Some(*i);
+        }
+        let i = self.strs.len() as u32;
+        self.strs.push(s.to_string());
+        self.ids.insert(s.to_string(), i);
+        Some(i)
+    }
+}
+impl Resolver for D {
+    fn resolve(&self, id: u32) -> Option<&str> {
+        self.strs.get(id as usize).map(String::as_str)
+    }
+}
+
+fn rec(id: &str, ts: u64) -> UsageRecord {
+    UsageRecord {
+        request_id: id.into(),
+        ts_ms: ts,
+        endpoint: "chat".into(),
+        dialect: "openai".into(),
+        provider: "openai".into(),
+        provider_type: "openai".into(),
+        model: "fast".into(),
+        upstream_model: "gpt-4o-mini".into(),
+        status: 200,
+        usage: Usage {
+            input_tokens: 1200,
+            output_tokens: 300,
+            cached_input_tokens: 1024,
+            cache_write_tokens: 0,
+            reasoning_tokens: 12,
+        },
+        cost_usd: Some(0.000_123_4),
+        cost_source: CostSource::Config,
+        duration_ms: 812,
+        ttft_ms: Some(120),
+        user_path: "/acme/search/alice".into(),
+        tags: vec![("env".into(), "prod".into()), ("app".into(), "bot".into())],
+        key_id: String::new(),
+        partial: true,
+        error: None,
+    }
+}
+
+#[test]
+fn block_round_trip_is_exact() {
+    let mut d = D::default();
+    let a = rec("0123456789abcdef00000001", 1_700_000_000_000);
+    let mut b = rec("Not-Hex-Id", 1_700_000_000_050);
+    b.upstream_model = b.model.clone();
+    b.cost_usd = None;
+    b.cost_source = CostSource::Unknown;
+    b.ttft_ms = None;
+    b.error = Some("x".repeat(MAX_INTERNED_LEN + 10));
+    b.tags.clear();
+    let buf = encode_block(&[&a, &b], &mut d);
+    let (h, views) = decode_block(&buf, &d).expect("decode");
+    assert_eq!(h.count, 2);
+    assert_eq!((h.min_ts, h.max_ts), (a.ts_ms, b.ts_ms));
+    assert_eq!(views[0].to_record(), a);
+    assert_eq!(views[1].to_record(), b);
+    assert_eq!(block_header(&buf).expect("hdr"), h);
+    // A realistic record is a few dozen bytes.
+    let one = encode_block(&[&a], &mut d);
+    assert!(one.len() < 64, "{} bytes", one.len());
+}
+
+#[test]
+fn damaged_bytes_are_errors_not_panics() {
+    let mut d = D::default();
+    let a = rec("ab", 5);
+    let buf = encode_block(&[&a], &mut d);
+    for cut in 0..buf.len() {
+        assert!(decode_block(&buf[..cut], &d).is_err());
+    }
+    assert!(decode_counters(&[0xff; 3]).is_err());
+}
+
+#[test]
+fn audit_round_trip_and_listing_without_bodies() {
+    let a = AuditEntry {
+        request_id: "r1".into(),
+        ts_ms: 42,
+        method: "POST".into(),
+        path: "/v1/chat/completions".into(),
+        client: "127.0.0.1:5000".into(),
+        route: "openai/gpt-4o".into(),
+        status: 502,
+        upstream_status: Some(500),
+        duration_ms: 10,
+        ttft_ms: None,
+        error: Some("upstream_error".into()),
+        user_path: "/a".into(),
+        key_id: "k1".into(),
+        request_headers: vec![("authorization".into(), "[REDACTED]".into())],
+        request_body: Some("{}".into()),
+        response_body: None,
+        bodies_truncated: false,
+    };
+    let meta = encode_audit_meta(&a);
+    let mut back = decode_audit_meta(&meta).expect("meta");
+    assert_eq!(back.request_body, None);
+    assert_eq!(back.status, 502);
+    let bodies = encode_audit_bodies(&a).expect("has a body");
+    decode_audit_bodies(&bodies, &mut back).expect("bodies");
+    assert_eq!(back, a);
+    for cut in 0..meta.len() {
+        assert!(decode_audit_meta(&meta[..cut]).is_err());
+    }
+}
+
+#[test]
+fn counters_round_trip() {
+    let c = Counters {
+        requests: 3,
+        errors: 1,
+        partial: 1,
+        input_tokens: 10,
+        output_tokens: 20,
+        cached_input_tokens: 5,
+        cache_write_tokens: 2,
+        reasoning_tokens: 1,
+        cost_usd: 0.25,
+        cost_unknown: 1,
+        duration_ms: 999,
+    };
+    assert_eq!(decode_counters(&encode_counters(&c)).expect("dec"), c);
+}
