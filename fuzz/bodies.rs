@@ -4,19 +4,15 @@
 //! Each body must never panic for any input; the asserts are the invariants.
 
 use switchyard_filters::codec::{
-    decode_request, decode_response, encode_request, encode_response, estimate_input_tokens,
-    ResponseOptions, StreamTranslator,
+    decode_request, decode_response, encode_request, encode_response, estimate_input_tokens, ResponseOptions,
+    StreamTranslator,
 };
 use switchyard_filters::error::Dialect;
 use switchyard_filters::gemini::{embeddings_request, embeddings_response};
 use switchyard_filters::ir::WireDialect;
 use switchyard_filters::sse::{SseDecoder, SseItem};
 
-const UPSTREAMS: [WireDialect; 3] = [
-    WireDialect::OpenAi,
-    WireDialect::Anthropic,
-    WireDialect::Gemini,
-];
+const UPSTREAMS: [WireDialect; 3] = [WireDialect::OpenAi, WireDialect::Anthropic, WireDialect::Gemini];
 const CALLERS: [Dialect; 2] = [Dialect::OpenAi, Dialect::Anthropic];
 
 /// A split point derived from the input itself (deterministic).
@@ -49,11 +45,7 @@ fn sse_items(chunks: &[&[u8]]) -> Vec<(SseItem, Vec<u8>)> {
 pub fn sse_decoder(data: &[u8]) {
     let whole = sse_items(&[data]);
     let cut = cut_of(data);
-    assert_eq!(
-        sse_items(&[&data[..cut], &data[cut..]]),
-        whole,
-        "split at {cut}"
-    );
+    assert_eq!(sse_items(&[&data[..cut], &data[cut..]]), whole, "split at {cut}");
 }
 
 /// Request decoders of every dialect, and every encoder on what decodes.

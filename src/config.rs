@@ -71,6 +71,18 @@ pub struct FileConfig {
     aliases: Option<BTreeMap<String, String>>,
     model_refresh_seconds: Option<u64>,
     dns_ttl_seconds: Option<u64>,
+    prices: Option<BTreeMap<String, crate::pricing::Price>>,
+    retention: Option<RetentionFile>,
+    audit_bodies: Option<bool>,
+    metrics_listen: Option<String>,
+}
+
+/// How long history is kept (days; 0 keeps forever).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    usage_days: Option<u32>,
+    audit_days: Option<u32>,
 }
 
 /// Pingora process settings (never from Pingora's own CLI).
@@ -207,6 +219,16 @@ pub struct Snapshot {
     pub model_refresh: Duration,
     /// How long resolved upstream addresses are cached.
     pub dns_ttl: Duration,
+    /// Built-in prices plus `prices:` overrides.
+    pub pricing: Arc<crate::pricing::Pricing>,
+    /// Days of usage history kept.
+    pub usage_retention_days: u32,
+    /// Days of audit history kept.
+    pub audit_retention_days: u32,
+    /// Store request/response bodies in the audit log (capped at 1 MiB each).
+    pub audit_bodies: bool,
+    /// Separate listen address for `/metrics`, if any.
+    pub metrics_listen: Option<String>,
 }
 
 impl Snapshot {
@@ -275,11 +297,7 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         None => FileConfig::default(),
     };
     let env = &src.env;
-    let get = |k: &str| {
-        env.get(k)
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
+    let get = |k: &str| env.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
 
     let listen = src
         .cli_listen
@@ -288,10 +306,7 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         .or(file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     if listen.parse::<std::net::SocketAddr>().is_err() {
-        errs.push(err(
-            "listen",
-            format!("`{listen}` is not a host:port socket address"),
-        ));
+        errs.push(err("listen", format!("`{listen}` is not a host:port socket address")));
     }
     let data_dir = src
         .cli_data_dir
@@ -325,16 +340,12 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         ));
     }
     let sf = file.server.clone().unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let server = ServerSettings {
         threads: sf.threads.unwrap_or(cores).max(1),
         grace_period_seconds: sf.grace_period_seconds.unwrap_or(30),
         graceful_shutdown_timeout_seconds: sf.graceful_shutdown_timeout_seconds.unwrap_or(5),
-        pid_file: sf
-            .pid_file
-            .unwrap_or_else(|| data_dir.join("switchyard.pid")),
+        pid_file: sf.pid_file.unwrap_or_else(|| data_dir.join("switchyard.pid")),
         upgrade_sock: sf
             .upgrade_sock
             .unwrap_or_else(|| data_dir.join("switchyard-upgrade.sock")),
@@ -344,10 +355,7 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
     // report it as a configuration error instead.
     if let Some(ca) = get("SSL_CERT_FILE") {
         if let Err(e) = std::fs::read(&ca) {
-            errs.push(err(
-                "env SSL_CERT_FILE",
-                format!("cannot read CA file `{ca}`: {e}"),
-            ));
+            errs.push(err("env SSL_CERT_FILE", format!("cannot read CA file `{ca}`: {e}")));
         }
     }
     let providers = build_providers(&file, env, &mut errs);
@@ -367,18 +375,58 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
                 Some(&i) => {
                     aliases.insert(alias.clone(), (i, model.to_string()));
                 }
-                None => errs.push(err(
-                    &path,
-                    format!("unknown provider `{prov}` in `{target}`"),
-                )),
+                None => errs.push(err(&path, format!("unknown provider `{prov}` in `{target}`"))),
             },
             _ => errs.push(err(&path, format!("`{target}` must be `provider/model`"))),
+        }
+    }
+    let mut overrides = Vec::new();
+    for (key, price) in file.prices.iter().flatten() {
+        match price.validate() {
+            Ok(()) => overrides.push((key.clone(), *price)),
+            Err(m) => errs.push(err(&format!("prices.{key}"), m)),
+        }
+    }
+    let days = |var: &str, file_v: Option<u32>, default: u32, errs: &mut Vec<ConfigError>| match get(var) {
+        Some(v) => v.parse::<u32>().unwrap_or_else(|_| {
+            errs.push(err(&format!("env {var}"), format!("`{v}` is not a number of days")));
+            default
+        }),
+        None => file_v.unwrap_or(default),
+    };
+    let rf = file.retention.clone().unwrap_or_default();
+    let usage_retention_days = days("SWITCHYARD_USAGE_RETENTION_DAYS", rf.usage_days, 90, &mut errs);
+    let audit_retention_days = days("SWITCHYARD_AUDIT_RETENTION_DAYS", rf.audit_days, 30, &mut errs);
+    let audit_bodies = match get("SWITCHYARD_AUDIT_BODIES").as_deref() {
+        Some("1" | "true" | "yes" | "on") => true,
+        Some("0" | "false" | "no" | "off") => false,
+        Some(v) => {
+            errs.push(err(
+                "env SWITCHYARD_AUDIT_BODIES",
+                format!("`{v}` is not true or false"),
+            ));
+            false
+        }
+        None => file.audit_bodies.unwrap_or(false),
+    };
+    let metrics_listen = get("SWITCHYARD_METRICS_LISTEN").or(file.metrics_listen.clone());
+    if let Some(m) = &metrics_listen {
+        if m.parse::<std::net::SocketAddr>().is_err() {
+            errs.push(err(
+                "metrics_listen",
+                format!("`{m}` is not a host:port socket address"),
+            ));
         }
     }
     if !errs.is_empty() {
         return Err(errs);
     }
     Ok(Snapshot {
+        pricing: Arc::new(crate::pricing::Pricing::builtin().with_overrides(overrides)),
+        usage_retention_days,
+        audit_retention_days,
+        audit_bodies,
+        metrics_listen,
         listen,
         data_dir,
         master_key,
@@ -403,11 +451,7 @@ fn err(path: &str, message: String) -> ConfigError {
 
 /// Parses YAML, interpolates `${VAR}` / `${VAR:-default}` in string values,
 /// then deserializes each top-level key on its own so every error is reported.
-fn parse_file(
-    text: &str,
-    env: &HashMap<String, String>,
-    errs: &mut Vec<ConfigError>,
-) -> FileConfig {
+fn parse_file(text: &str, env: &HashMap<String, String>, errs: &mut Vec<ConfigError>) -> FileConfig {
     let mut root: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -439,18 +483,14 @@ fn parse_file(
                         Ok(_) => {
                             ok.insert(pk.clone(), pv.clone());
                         }
-                        Err(e) => errs.push(err(
-                            &format!("providers.{pname}.{}", e.path()),
-                            e.inner().to_string(),
-                        )),
+                        Err(e) => errs.push(err(&format!("providers.{pname}.{}", e.path()), e.inner().to_string())),
                     }
                 }
                 good.insert(k.clone(), serde_yaml::Value::Mapping(ok));
                 continue;
             }
         }
-        let r: Result<FileConfig, _> =
-            serde_path_to_error::deserialize(serde_yaml::Value::Mapping(single));
+        let r: Result<FileConfig, _> = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(single));
         match r {
             Ok(_) => {
                 good.insert(k.clone(), v.clone());
@@ -465,12 +505,7 @@ fn parse_file(
     serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default()
 }
 
-fn interpolate(
-    v: &mut serde_yaml::Value,
-    env: &HashMap<String, String>,
-    path: &str,
-    errs: &mut Vec<ConfigError>,
-) {
+fn interpolate(v: &mut serde_yaml::Value, env: &HashMap<String, String>, path: &str, errs: &mut Vec<ConfigError>) {
     match v {
         serde_yaml::Value::String(s) if s.contains("${") => match expand(s, env) {
             Ok(x) => *s = x,
@@ -554,10 +589,7 @@ pub fn parse_base_url(s: &str) -> Result<BaseUrl, String> {
         (h.to_string(), port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse().map_err(|_| format!("`{s}`: bad port `{p}`"))?,
-            ),
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("`{s}`: bad port `{p}`"))?),
             None => (authority.to_string(), default_port),
         }
     };
@@ -602,11 +634,7 @@ struct Draft {
 fn classify_env(name: &str) -> Option<(ProviderKind, String, &'static str, u32)> {
     const FIELDS: [&str; 4] = ["_API_KEY", "_BASE_URL", "_MODELS", "_API_VERSION"];
     let (stem, index) = match name.rsplit_once('_') {
-        Some((s, n))
-            if !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && s.ends_with("_API_KEY") =>
-        {
+        Some((s, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && s.ends_with("_API_KEY") => {
             (s, n.parse().ok()?)
         }
         _ => (name, 1),
@@ -646,10 +674,7 @@ fn build_providers(
             let known: Vec<_> = KINDS.iter().map(|k| k.name).collect();
             errs.push(err(
                 &format!("{path}.type"),
-                format!(
-                    "unknown provider type `{kind_name}` (known: {})",
-                    known.join(", ")
-                ),
+                format!("unknown provider type `{kind_name}` (known: {})", known.join(", ")),
             ));
             continue;
         }
@@ -665,11 +690,7 @@ fn build_providers(
         if let Some(k) = pf.api_key.as_ref().filter(|k| !k.trim().is_empty()) {
             d.keys.insert(1, k.trim().to_string());
         }
-        let extra = pf
-            .api_keys
-            .iter()
-            .flatten()
-            .filter(|k| !k.trim().is_empty());
+        let extra = pf.api_keys.iter().flatten().filter(|k| !k.trim().is_empty());
         for (j, k) in extra.enumerate() {
             d.keys.insert(100 + j as u32, k.trim().to_string());
         }
@@ -760,10 +781,7 @@ fn build_providers(
                 continue;
             }
         };
-        if let Some(path) = kind
-            .default_path_for_bare_url()
-            .filter(|_| base.path.is_empty())
-        {
+        if let Some(path) = kind.default_path_for_bare_url().filter(|_| base.path.is_empty()) {
             base.path = path.into();
         }
         if d.keys.is_empty() && !info.key_optional && (d.base_url.is_none() || from_file) {
@@ -775,10 +793,7 @@ fn build_providers(
         }
         for (h, _) in &d.headers {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                errs.push(err(
-                    &format!("{path}.headers.{h}"),
-                    "not a valid header name".into(),
-                ));
+                errs.push(err(&format!("{path}.headers.{h}"), "not a valid header name".into()));
             }
         }
         let has_models = d.models.as_ref().is_some_and(|m| !m.is_empty());
@@ -805,10 +820,7 @@ fn build_providers(
 #[cfg(test)]
 pub fn read_sources_for_test(env: &[(&str, &str)], yaml: Option<&str>) -> Sources {
     Sources {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         file_text: yaml.map(str::to_string),
         cli_listen: None,
         cli_data_dir: None,
@@ -861,10 +873,7 @@ mod tests {
             classify_env("OPENAI_EU_WEST_API_KEY_3"),
             Some((ProviderKind::OpenAi, "eu-west".into(), "API_KEY", 3))
         );
-        assert_eq!(
-            classify_env("AZURE_OPENAI_API_KEY").map(|c| c.1),
-            Some(String::new())
-        );
+        assert_eq!(classify_env("AZURE_OPENAI_API_KEY").map(|c| c.1), Some(String::new()));
         assert_eq!(
             classify_env("OPENROUTER_BASE_URL").map(|c| c.0),
             Some(ProviderKind::OpenRouter)
@@ -886,28 +895,20 @@ mod tests {
             "listen",
             "aliases.fast",
         ] {
-            assert!(
-                paths.iter().any(|p| p.contains(want)),
-                "missing {want} in {errs:?}"
-            );
+            assert!(paths.iter().any(|p| p.contains(want)), "missing {want} in {errs:?}");
         }
     }
 
     #[test]
     fn interpolation_and_env_precedence() {
         let yaml = "providers:\n  openai:\n    api_key: ${MY_KEY}\n    base_url: ${MY_URL:-http://127.0.0.1:1/v1}\n    models: [m1]\naliases:\n  fast: openai/m1\n";
-        let s = compile_env(&[("MY_KEY", "abc"), ("OPENAI_MODELS", "m2,m3")], Some(yaml))
-            .expect("valid");
+        let s = compile_env(&[("MY_KEY", "abc"), ("OPENAI_MODELS", "m2,m3")], Some(yaml)).expect("valid");
         let p = &s.providers[0];
         assert_eq!(p.keys[0].expose(), "abc");
         assert_eq!(p.base.port, 1);
         assert_eq!(p.models, ["m2", "m3"], "env wins over file");
         assert_eq!(s.aliases.get("fast"), Some(&(0, "m1".to_string())));
-        let e = compile_env(
-            &[],
-            Some("providers:\n  openai:\n    api_key: ${UNSET_VAR}\n"),
-        )
-        .expect_err("unset");
+        let e = compile_env(&[], Some("providers:\n  openai:\n    api_key: ${UNSET_VAR}\n")).expect_err("unset");
         assert!(e[0].message.contains("UNSET_VAR"));
     }
 
@@ -928,31 +929,21 @@ mod tests {
     #[test]
     fn reference_config_loads() {
         let text = include_str!("../conf/switchyard.yaml");
-        let s = compile_env(&[("OPENAI_API_KEY", "sk-test")], Some(text))
-            .expect("conf/switchyard.yaml is valid");
+        let s = compile_env(&[("OPENAI_API_KEY", "sk-test")], Some(text)).expect("conf/switchyard.yaml is valid");
         let names: Vec<_> = s.providers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["local", "openai"]);
         assert_eq!(s.providers[0].base.path, "/v1");
         assert_eq!(s.aliases.len(), 2);
         // Without the key the file still parses, and the error names the path.
         let errs = compile_env(&[], Some(text)).expect_err("openai needs a key");
-        assert!(
-            errs.iter().any(|e| e.path == "providers.openai.api_key"),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.path == "providers.openai.api_key"), "{errs:?}");
     }
 
     #[test]
     fn base_urls() {
         let b = parse_base_url("https://api.x.ai/v1/").expect("ok");
         assert_eq!(
-            (
-                b.tls,
-                b.host.as_str(),
-                b.port,
-                b.path.as_str(),
-                b.host_header.as_str()
-            ),
+            (b.tls, b.host.as_str(), b.port, b.path.as_str(), b.host_header.as_str()),
             (true, "api.x.ai", 443, "/v1", "api.x.ai")
         );
         let b = parse_base_url("http://[::1]:8000").expect("ok");

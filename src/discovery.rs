@@ -49,10 +49,7 @@ impl Discovery {
     }
 }
 
-async fn fetch(
-    upstream: &Upstream,
-    p: &crate::config::Provider,
-) -> Result<HashSet<String>, String> {
+async fn fetch(upstream: &Upstream, p: &crate::config::Provider) -> Result<HashSet<String>, String> {
     let path = upstream_path(p, Op::Models, "");
     let req = build_request(p, "GET", &path, 0, false, &[]).map_err(|e| e.info().message)?;
     let mut ex = upstream
@@ -60,10 +57,7 @@ async fn fetch(
         .await
         .map_err(|e| e.info().message)?;
     let status = ex.status();
-    let body = ex
-        .read_all(16 * 1024 * 1024)
-        .await
-        .map_err(|e| e.info().message)?;
+    let body = ex.read_all(16 * 1024 * 1024).await.map_err(|e| e.info().message)?;
     upstream.release(ex).await;
     if status != 200 {
         return Err(format!(
@@ -109,11 +103,7 @@ impl BackgroundService for Discovery {
             self.live.mark_discovery_done();
             let every = self.live.snapshot().model_refresh;
             // Failed lookups retry sooner, successful ones at the refresh interval.
-            let wait = if ok {
-                every
-            } else {
-                every.min(Duration::from_secs(30))
-            };
+            let wait = if ok { every } else { every.min(Duration::from_secs(30)) };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
@@ -128,11 +118,9 @@ mod tests {
 
     #[test]
     fn model_lists_of_each_dialect() {
-        let openai =
-            parse_model_list(br#"{"object":"list","data":[{"id":"gpt-4o"}]}"#).expect("openai");
+        let openai = parse_model_list(br#"{"object":"list","data":[{"id":"gpt-4o"}]}"#).expect("openai");
         assert!(openai.contains("gpt-4o"));
-        let gemini = parse_model_list(br#"{"models":[{"name":"models/gemini-2.5-flash"}]}"#)
-            .expect("gemini");
+        let gemini = parse_model_list(br#"{"models":[{"name":"models/gemini-2.5-flash"}]}"#).expect("gemini");
         assert!(gemini.contains("gemini-2.5-flash"));
         assert!(parse_model_list(br#"{"x":1}"#).is_err());
     }

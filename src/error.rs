@@ -19,6 +19,8 @@ pub enum GatewayError {
     },
     /// No provider serves this model.
     ModelNotFound(String),
+    /// The model is disabled by an operator override.
+    ModelDisabled(String),
     /// Body larger than the configured limit.
     BodyTooLarge(usize),
     /// No such endpoint.
@@ -80,6 +82,7 @@ impl GatewayError {
             GatewayError::MalformedJson(_) => 400,
             GatewayError::InvalidRequest { .. } => 400,
             GatewayError::ModelNotFound(_) => 404,
+            GatewayError::ModelDisabled(_) => 403,
             GatewayError::BodyTooLarge(_) => 413,
             GatewayError::RouteNotFound(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
@@ -99,6 +102,7 @@ impl GatewayError {
             GatewayError::MalformedJson(_) => "malformed_json",
             GatewayError::InvalidRequest { .. } => "invalid_request",
             GatewayError::ModelNotFound(_) => "model_not_found",
+            GatewayError::ModelDisabled(_) => "model_disabled",
             GatewayError::BodyTooLarge(_) => "body_too_large",
             GatewayError::RouteNotFound(_) => "route_not_found",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -142,6 +146,13 @@ impl GatewayError {
                 Some("model".into()),
                 Some("model_not_found"),
                 "not_found_error",
+            ),
+            GatewayError::ModelDisabled(m) => e(
+                format!("The model `{m}` is disabled on this gateway"),
+                "invalid_request_error",
+                Some("model".into()),
+                Some("model_disabled"),
+                "permission_error",
             ),
             GatewayError::BodyTooLarge(limit) => e(
                 format!("Request body exceeds the gateway limit of {limit} bytes"),
@@ -273,9 +284,7 @@ mod tests {
     fn model_not_found_names_the_model() {
         let b = GatewayError::ModelNotFound("gpt-9".into()).body(Dialect::OpenAi);
         let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
-        assert!(v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("gpt-9")));
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("gpt-9")));
         assert_eq!(v["error"]["code"], "model_not_found");
     }
 }

@@ -8,11 +8,17 @@
 use crate::config::Snapshot;
 use crate::route::Discovered;
 use arc_swap::ArcSwap;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Public model name → override (alias target, disabled, pinned defaults).
+pub type Overrides = HashMap<String, crate::store::ModelOverride>;
 
 /// Shared, atomically replaceable runtime state.
 pub struct Live {
     snapshot: ArcSwap<Snapshot>,
+    /// Model overrides from the store (`/admin/model-overrides`).
+    overrides: ArcSwap<Overrides>,
     discovered: ArcSwap<Discovered>,
     /// Becomes true after the first discovery round, so readiness can wait
     /// for bare model names to be routable.
@@ -24,6 +30,7 @@ impl Live {
     pub fn new(snapshot: Snapshot) -> Self {
         Live {
             snapshot: ArcSwap::from_pointee(snapshot),
+            overrides: ArcSwap::from_pointee(Overrides::new()),
             discovered: ArcSwap::from_pointee(Discovered::default()),
             discovery_done: tokio::sync::watch::Sender::new(false),
         }
@@ -39,6 +46,16 @@ impl Live {
         self.snapshot.store(Arc::new(snapshot));
     }
 
+    /// The model overrides in force.
+    pub fn overrides(&self) -> Arc<Overrides> {
+        self.overrides.load_full()
+    }
+
+    /// Replaces the overrides (after a store change or at start-up).
+    pub fn set_overrides(&self, o: Overrides) {
+        self.overrides.store(Arc::new(o));
+    }
+
     /// The current discovered model lists.
     pub fn discovered(&self) -> Arc<Discovered> {
         self.discovered.load_full()
@@ -48,8 +65,7 @@ impl Live {
     pub fn set_discovered(&self, provider: &str, models: std::collections::HashSet<String>) {
         self.discovered.rcu(|cur| {
             let mut next = Discovered::clone(cur);
-            next.by_provider
-                .insert(provider.to_string(), Arc::new(models.clone()));
+            next.by_provider.insert(provider.to_string(), Arc::new(models.clone()));
             next
         });
     }

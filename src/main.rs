@@ -1,5 +1,6 @@
 //! Switchyard: read the CLI, load config, build the Pingora server, run.
 
+mod accounting;
 mod admin;
 mod cli;
 mod config;
@@ -12,8 +13,8 @@ mod providers;
 mod proxy;
 mod record;
 mod recorder;
-mod reload;
 mod relay;
+mod reload;
 mod route;
 mod store;
 mod upstream;
@@ -90,11 +91,7 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
                     p.base.path,
                     p.keys.len(),
                     p.models.len(),
-                    if p.discover_models {
-                        ", discovers /models"
-                    } else {
-                        ""
-                    }
+                    if p.discover_models { ", discovers /models" } else { "" }
                 );
             }
             for (alias, (i, m)) in &snap.aliases {
@@ -114,21 +111,70 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
 fn init_logging(level: &str) {
     // Pingora's lifecycle lines (signals, upgrade, shutdown) are info; its
     // per-connection chatter is below that.
-    let core = if matches!(level, "error" | "warn" | "off") { level } else { "info" };
+    let core = if matches!(level, "error" | "warn" | "off") {
+        level
+    } else {
+        "info"
+    };
     let filter = format!("{level},pingora_core={core},pingora_proxy=warn,sled=warn");
     let _ = env_logger::Builder::new()
         .parse_filters(&filter)
         .format(|buf, record| {
             let ts = buf.timestamp_millis();
-            writeln!(
-                buf,
-                "{ts} {} {} {}",
-                record.level(),
-                record.target(),
-                record.args()
-            )
+            writeln!(buf, "{ts} {} {} {}", record.level(), record.target(), record.args())
         })
         .try_init();
+}
+
+/// Labels metrics may carry: configured providers and models; anything
+/// else becomes `other` (bounded cardinality).
+fn known_labels(m: &metrics::Metrics, snap: &Snapshot) {
+    m.set_known_providers(snap.providers.iter().map(|p| p.name.clone()));
+    let mut models: Vec<String> = snap.aliases.keys().cloned().collect();
+    for p in &snap.providers {
+        for md in &p.models {
+            models.push(md.clone());
+            models.push(format!("{}/{md}", p.name));
+        }
+    }
+    m.set_known_models(models);
+}
+
+/// Opens the store once the previous process released it (upgrade), then
+/// loads the model overrides into the live state.
+struct StoreOpener {
+    lazy: Arc<store::lazy::LazyStore>,
+    data_dir: PathBuf,
+    live: Arc<live::Live>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for StoreOpener {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Bounded: a previous process is gone after its grace period.
+        for _ in 0..6000 {
+            if self.lazy.is_open() {
+                break;
+            }
+            if let Ok(s) = store::sled::SledStore::open(&self.data_dir) {
+                self.lazy.set(Arc::new(s));
+                log::info!("store opened");
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        if !self.lazy.is_open() {
+            log::error!("store could not be opened; usage is kept in memory only");
+            return;
+        }
+        match self.lazy.overrides_list() {
+            Ok(list) => self.live.set_overrides(list.into_iter().collect()),
+            Err(e) => log::error!("cannot load model overrides: {e}"),
+        }
+    }
 }
 
 /// Flushes the store when the server shuts down.
@@ -160,11 +206,7 @@ impl BackgroundService for ReadyAnnouncer {
     async fn start(&self, _shutdown: ShutdownWatch) {
         // Bare model names from providers' /models should route from the
         // first request; an unreachable provider delays readiness at most 10 s.
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            self.live.discovery_done(),
-        )
-        .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.live.discovery_done()).await;
         let mut probe = self.addr;
         if probe.ip().is_unspecified() {
             probe.set_ip(if probe.is_ipv4() {
@@ -176,11 +218,7 @@ impl BackgroundService for ReadyAnnouncer {
         for _ in 0..1000 {
             if tokio::net::TcpStream::connect(probe).await.is_ok() {
                 let _ = std::fs::write(self.data_dir.join("listen.addr"), self.addr.to_string());
-                log::info!(
-                    "switchyard {} listening on {}",
-                    env!("CARGO_PKG_VERSION"),
-                    self.addr
-                );
+                log::info!("switchyard {} listening on {}", env!("CARGO_PKG_VERSION"), self.addr);
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "switchyard ready on {}", self.addr);
                 let _ = out.flush();
@@ -197,8 +235,7 @@ impl BackgroundService for ReadyAnnouncer {
 /// take the port before Pingora binds it. Tests use this to run in parallel.
 fn reserve_port(addr: SocketAddr) -> Result<(SocketAddr, socket2::Socket), String> {
     use socket2::{Domain, Socket, Type};
-    let sock =
-        Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| e.to_string())?;
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| e.to_string())?;
     sock.set_reuse_port(true).map_err(|e| e.to_string())?;
     sock.bind(&addr.into())
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
@@ -210,12 +247,7 @@ fn reserve_port(addr: SocketAddr) -> Result<(SocketAddr, socket2::Socket), Strin
     Ok((local, sock))
 }
 
-fn serve(
-    config: Option<PathBuf>,
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    upgrade: bool,
-) -> ExitCode {
+fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathBuf>, upgrade: bool) -> ExitCode {
     let (listen_cli, data_dir_cli) = (listen.clone(), data_dir.clone());
     let snap = match load(config.clone(), listen, data_dir) {
         Ok(s) => s,
@@ -229,13 +261,18 @@ fn serve(
         log::error!("cannot create data dir {}: {e}", snap.data_dir.display());
         return ExitCode::from(1);
     }
-    let store: Arc<dyn Store> = match store::sled::SledStore::open(&snap.data_dir) {
-        Ok(s) => Arc::new(s),
+    // The store opens now, or — while a previous process still holds it
+    // during an upgrade — as soon as that process lets go.
+    let lazy = Arc::new(store::lazy::LazyStore::new());
+    match store::sled::SledStore::open(&snap.data_dir) {
+        Ok(s) => lazy.set(Arc::new(s)),
+        Err(e) if upgrade => log::warn!("{e}; opening it when the previous process exits"),
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(1);
         }
-    };
+    }
+    let store: Arc<dyn Store> = lazy.clone();
     // `compile` validated the address.
     let Ok(requested) = snap.listen.parse::<SocketAddr>() else {
         return ExitCode::from(1);
@@ -295,25 +332,79 @@ fn serve(
     }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
+    let grace = snap.server.grace_period_seconds;
+    let (usage_days, audit_days) = (snap.usage_retention_days, snap.audit_retention_days);
+    let metrics_listen = snap.metrics_listen.clone();
+    let metrics = Arc::new(metrics::Metrics::new());
+    known_labels(&metrics, &snap);
     let live = Arc::new(live::Live::new(snap));
+    let (reload_metrics, reload_live) = (metrics.clone(), live.clone());
     let reloader = Arc::new(reload::Reloader::new(
         config,
         listen_cli,
         data_dir_cli,
         live.clone(),
-        Box::new(|_ok| {}),
+        Box::new(move |ok| {
+            reload_metrics.config_reload(ok);
+            if ok {
+                known_labels(&reload_metrics, &reload_live.snapshot());
+            }
+        }),
     ));
     reloader.set_initial_text(initial_text);
-    let gw = proxy::Gateway::new(live.clone(), store.clone());
-    let mut svc =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, gw, "switchyard");
+    let (recorder, recorder_svc) = recorder::Recorder::new(store.clone(), 100_000);
+    let dropped = recorder.clone();
+    metrics.set_dropped_source(move || dropped.dropped());
+    let in_flight_metrics = metrics.clone();
+    let recorder_svc = recorder_svc
+        .with_retention(usage_days, audit_days)
+        .with_shutdown_linger(
+            std::time::Duration::from_secs(grace.saturating_sub(1)),
+            Some(Arc::new(move || in_flight_metrics.in_flight_count())),
+        );
+    let price_live = live.clone();
+    let prices: Arc<admin::PriceFn> = Arc::new(move |kind: &str, provider: &str, model: &str| {
+        let snap = price_live.snapshot();
+        snap.pricing.lookup(kind, provider, model).map(|(p, source)| {
+            serde_json::json!({"input": p.input, "output": p.output, "cached_input": p.cached_input,
+                "cache_write": p.cache_write, "context_window": p.context_window, "source": source})
+        })
+    });
+    let services = proxy::Services {
+        recorder,
+        metrics: metrics.clone(),
+        hub: Arc::new(admin::live::LiveHub::new(1024)),
+        stats: Arc::new(admin::stats::ProviderStats::new()),
+        reloader: reloader.clone(),
+        prices,
+    };
+    let gw = proxy::Gateway::new(live.clone(), store.clone(), services);
+    let mut svc = pingora_proxy::http_proxy_service_with_name(&server.configuration, gw, "switchyard");
     svc.add_tcp_with_settings(&listen_addr.to_string(), sock_opts);
     server.add_service(svc);
     server.add_service(background_service(
         "model discovery",
         discovery::Discovery::new(live.clone()),
     ));
+    server.add_service(background_service("usage recorder", recorder_svc));
+    server.add_service(background_service(
+        "store opener",
+        StoreOpener {
+            lazy,
+            data_dir: data_dir.clone(),
+            live: live.clone(),
+        },
+    ));
     server.add_service(background_service("store flusher", StoreFlusher(store)));
+    if let Some(addr) = metrics_listen {
+        let mut m = pingora_proxy::http_proxy_service_with_name(
+            &server.configuration,
+            admin::serve::MetricsOnly(metrics.clone()),
+            "metrics",
+        );
+        m.add_tcp(&addr);
+        server.add_service(m);
+    }
     server.add_service(background_service(
         "config watcher",
         reload::ConfigWatcher {

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // wired in by the lead
 //! Prometheus metrics for `GET /metrics` (design §8, issue 5 item 1).
 //!
 //! Operators watch the gateway through these series, so two properties
@@ -13,10 +12,10 @@
 //!   from the gateway's fixed endpoint table, status labels are numeric codes
 //!   and error kinds are a closed set, so every label is bounded.
 //! * **A cheap hot path.** [`Metrics::observe`] runs once per request in
-//!   Pingora's `logging` phase. It allocates nothing once a label
-//!   combination has been seen (status codes are formatted on the stack, model
-//!   lookups borrow from the snapshot), and costs a few hundred nanoseconds
-//!   (see the `observe_cost` test).
+//!   Pingora's `logging` phase. It caches the metric children of every label
+//!   combination it has seen, so a request costs two set lookups, one map
+//!   lookup and the atomic updates themselves, and allocates nothing once its
+//!   combination has been seen (see the `observe_cost` test for figures).
 //!
 //! Each [`Metrics`] owns its own [`Registry`] rather than the process-global
 //! default, so tests (and, one day, several gateways in one process) can hold
@@ -31,10 +30,13 @@
 
 use arc_swap::ArcSwap;
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use switchyard_filters::usage::Usage;
 
@@ -115,6 +117,152 @@ pub struct Metrics {
     dropped_sync: Mutex<DroppedSync>,
     known_models: ArcSwap<HashSet<String>>,
     known_providers: ArcSwap<HashSet<String>>,
+    /// Children per bounded label combination, so [`Metrics::observe`]
+    /// does one lookup instead of nine `with_label_values` calls (each of
+    /// which hashes its labels and takes the vector's lock, ~60 ns apiece).
+    /// Read-mostly: entries are only added, at most once per combination,
+    /// and the combinations are bounded like the labels themselves.
+    series: ArcSwap<SeriesMap>,
+    hasher: RandomState,
+}
+
+/// Cached children, keyed by the [`RandomState`] hash of a [`SeriesKey`].
+type SeriesMap = HashMap<u64, Arc<Series>, BuildHasherDefault<Prehashed>>;
+
+/// The bounded label values of one request.
+#[derive(Clone, Copy, Hash)]
+struct SeriesKey<'a> {
+    endpoint: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    status: u16,
+}
+
+/// Token directions, in the order [`Series::tokens`] stores them.
+const DIRECTIONS: [&str; 5] = ["input", "output", "cached_input", "cache_write", "reasoning"];
+
+/// Every child metric requests of one [`SeriesKey`] touch. Children that
+/// not every request needs are created on first use, so a model that never
+/// reports cache writes gets no zero-valued `cache_write` series.
+struct Series {
+    endpoint: Box<str>,
+    provider: Box<str>,
+    model: Box<str>,
+    status: u16,
+    requests: IntCounter,
+    duration: Histogram,
+    ttft: OnceLock<Histogram>,
+    tokens: [OnceLock<IntCounter>; DIRECTIONS.len()],
+    cost: OnceLock<Counter>,
+    /// One per [`UPSTREAM_ERROR_KINDS`] entry, then `other`.
+    errors: [OnceLock<IntCounter>; UPSTREAM_ERROR_KINDS.len() + 1],
+}
+
+impl Series {
+    /// Fetches (creating if needed) the children every request records.
+    fn new(m: &Metrics, k: &SeriesKey<'_>) -> Option<Series> {
+        let mut buf = [0u8; 5];
+        let status = status_text(k.status, &mut buf);
+        Some(Series {
+            requests: child(
+                m.requests
+                    .get_metric_with_label_values(&[k.endpoint, k.provider, k.model, status]),
+            )?,
+            duration: child(m.duration.get_metric_with_label_values(&[k.endpoint, k.provider]))?,
+            ttft: OnceLock::new(),
+            tokens: Default::default(),
+            cost: OnceLock::new(),
+            errors: Default::default(),
+            endpoint: k.endpoint.into(),
+            provider: k.provider.into(),
+            model: k.model.into(),
+            status: k.status,
+        })
+    }
+
+    /// Whether this entry belongs to `k` (the map key is only a hash).
+    fn is(&self, k: &SeriesKey<'_>) -> bool {
+        self.status == k.status
+            && *self.endpoint == *k.endpoint
+            && *self.provider == *k.provider
+            && *self.model == *k.model
+    }
+
+    /// Adds one request to every child it concerns.
+    fn record(&self, m: &Metrics, o: &RequestObservation<'_>) {
+        let (endpoint, provider, model) = (&*self.endpoint, &*self.provider, &*self.model);
+        self.requests.inc();
+        self.duration.observe(o.duration.as_secs_f64());
+        if let Some(ttft) = o.ttft {
+            if let Some(h) = lazy(&self.ttft, || {
+                m.ttft.get_metric_with_label_values(&[endpoint, provider])
+            }) {
+                h.observe(ttft.as_secs_f64());
+            }
+        }
+        if let Some(u) = &o.usage {
+            let counts = [
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.cache_write_tokens,
+                u.reasoning_tokens,
+            ];
+            for ((cell, direction), n) in self.tokens.iter().zip(DIRECTIONS).zip(counts) {
+                // Zero counts would only create empty series.
+                if n == 0 {
+                    continue;
+                }
+                if let Some(c) = lazy(cell, || {
+                    m.tokens.get_metric_with_label_values(&[provider, model, direction])
+                }) {
+                    c.inc_by(n);
+                }
+            }
+        }
+        // A counter must never go down (and prometheus debug-asserts it):
+        // ignore negative, NaN and infinite prices from a bad price table.
+        if let Some(cost) = o.cost_usd.filter(|c| c.is_finite() && *c > 0.0) {
+            if let Some(c) = lazy(&self.cost, || m.cost.get_metric_with_label_values(&[provider, model])) {
+                c.inc_by(cost);
+            }
+        }
+        if let Some(kind) = o.upstream_error {
+            let i = UPSTREAM_ERROR_KINDS
+                .iter()
+                .position(|k| *k == kind)
+                .unwrap_or(UPSTREAM_ERROR_KINDS.len());
+            let kind = UPSTREAM_ERROR_KINDS.get(i).copied().unwrap_or(OTHER);
+            if let Some(c) = self.errors.get(i).and_then(|cell| {
+                lazy(cell, || {
+                    m.upstream_errors.get_metric_with_label_values(&[provider, kind])
+                })
+            }) {
+                c.inc();
+            }
+        }
+    }
+}
+
+/// Hasher for keys that already are hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `SeriesMap`; mix anything else anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Reads the usage recorder's running total of dropped records.
@@ -259,6 +407,8 @@ impl Metrics {
             }),
             known_models: ArcSwap::from_pointee(HashSet::new()),
             known_providers: ArcSwap::from_pointee(HashSet::new()),
+            series: ArcSwap::from_pointee(SeriesMap::default()),
+            hasher: RandomState::new(),
         }
     }
 
@@ -284,63 +434,36 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
+    /// Requests in flight now (the recorder's shutdown linger stops early at 0).
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight.get().max(0) as usize
+    }
+
     /// Records one finished request in every series it concerns.
     pub fn observe(&self, o: &RequestObservation<'_>) {
-        let models = self.known_models.load();
-        let providers = self.known_providers.load();
-        let model = bounded(o.model, &models);
-        let provider = bounded(o.provider, &providers);
-        let mut status_buf = [0u8; 5];
-        let status = status_text(o.status, &mut status_buf);
-
-        if let Some(c) = child(
-            self.requests
-                .get_metric_with_label_values(&[o.endpoint, provider, model, status]),
-        ) {
-            c.inc();
+        let key = SeriesKey {
+            endpoint: o.endpoint,
+            provider: bounded(o.provider, &self.known_providers.load()),
+            model: bounded(o.model, &self.known_models.load()),
+            status: o.status,
+        };
+        let hash = self.hasher.hash_one(key);
+        if let Some(series) = self.series.load().get(&hash).filter(|s| s.is(&key)) {
+            series.record(self, o);
+            return;
         }
-        if let Some(h) = child(self.duration.get_metric_with_label_values(&[o.endpoint, provider])) {
-            h.observe(o.duration.as_secs_f64());
-        }
-        if let Some(ttft) = o.ttft {
-            if let Some(h) = child(self.ttft.get_metric_with_label_values(&[o.endpoint, provider])) {
-                h.observe(ttft.as_secs_f64());
-            }
-        }
-        if let Some(u) = &o.usage {
-            for (direction, n) in [
-                ("input", u.input_tokens),
-                ("output", u.output_tokens),
-                ("cached_input", u.cached_input_tokens),
-                ("cache_write", u.cache_write_tokens),
-                ("reasoning", u.reasoning_tokens),
-            ] {
-                // Zero counts would only create empty series.
-                if n == 0 {
-                    continue;
-                }
-                if let Some(c) = child(self.tokens.get_metric_with_label_values(&[provider, model, direction])) {
-                    c.inc_by(n);
-                }
-            }
-        }
-        // A counter must never go down (and prometheus debug-asserts it):
-        // ignore negative, NaN and infinite prices from a bad price table.
-        if let Some(cost) = o.cost_usd.filter(|c| c.is_finite() && *c > 0.0) {
-            if let Some(c) = child(self.cost.get_metric_with_label_values(&[provider, model])) {
-                c.inc_by(cost);
-            }
-        }
-        if let Some(kind) = o.upstream_error {
-            let kind = UPSTREAM_ERROR_KINDS
-                .iter()
-                .copied()
-                .find(|k| *k == kind)
-                .unwrap_or(OTHER);
-            if let Some(c) = child(self.upstream_errors.get_metric_with_label_values(&[provider, kind])) {
-                c.inc();
-            }
-        }
+        // First request of this kind: fetch the children once and cache them.
+        let Some(series) = Series::new(self, &key).map(Arc::new) else {
+            return;
+        };
+        series.record(self, o);
+        // On a 64-bit hash collision the slot keeps its first owner and the
+        // other key stays on this slow path: slower, still correct.
+        self.series.rcu(|map| {
+            let mut map = SeriesMap::clone(map);
+            map.entry(hash).or_insert_with(|| series.clone());
+            map
+        });
     }
 
     /// Counts one configuration reload attempt; `ok` is whether the new
@@ -414,6 +537,15 @@ fn bounded<'a>(name: Option<&'a str>, known: &HashSet<String>) -> &'a str {
         Some(n) if known.contains(n) => n,
         Some(_) => OTHER,
     }
+}
+
+/// The child in `cell`, created by `make` on first use.
+fn lazy<M>(cell: &OnceLock<M>, make: impl FnOnce() -> prometheus::Result<M>) -> Option<&M> {
+    if let Some(m) = cell.get() {
+        return Some(m);
+    }
+    let m = child(make())?;
+    Some(cell.get_or_init(|| m))
 }
 
 /// Unwraps a metric child; the only error prometheus can return here is a
@@ -845,6 +977,48 @@ mod tests {
             Some(5.0)
         );
         assert!(series(&scrape(&b), "switchyard_requests_total").is_empty());
+    }
+
+    #[test]
+    fn hash_collisions_fall_back_to_the_slow_path() {
+        let m = configured();
+        m.observe(&ok_chat("anthropic", "claude-sonnet-4"));
+        // Plant the anthropic entry under the hash of the openai key.
+        let key = SeriesKey {
+            endpoint: "chat_completions",
+            provider: "openai",
+            model: "gpt-4o",
+            status: 200,
+        };
+        let planted = m.series.load().values().next().cloned().expect("one cached series");
+        m.series
+            .store(Arc::new(std::iter::once((m.hasher.hash_one(key), planted)).collect()));
+        for _ in 0..2 {
+            m.observe(&ok_chat("openai", "gpt-4o"));
+        }
+        let s = scrape(&m);
+        let req = |p, mo| {
+            value(
+                &s,
+                "switchyard_requests_total",
+                &[
+                    ("endpoint", "chat_completions"),
+                    ("provider", p),
+                    ("model", mo),
+                    ("status", "200"),
+                ],
+            )
+        };
+        assert_eq!(req("openai", "gpt-4o"), Some(2.0));
+        assert_eq!(req("anthropic", "claude-sonnet-4"), Some(1.0));
+        assert_eq!(
+            value(
+                &s,
+                "switchyard_tokens_total",
+                &[("provider", "openai"), ("model", "gpt-4o"), ("direction", "input")],
+            ),
+            Some(200.0)
+        );
     }
 
     #[test]

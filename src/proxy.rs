@@ -51,6 +51,49 @@ pub struct RequestCtx {
     pub client_gone: bool,
     /// The caller's API dialect (errors are rendered in it).
     pub dialect: Dialect,
+    /// Provider type of the route (`openai`, `anthropic`, …).
+    pub provider_type: Option<String>,
+    /// Model name sent upstream.
+    pub upstream_model: Option<String>,
+    /// Status the provider answered.
+    pub upstream_status: Option<u16>,
+    /// `X-Switchyard-User-Path`, validated.
+    pub user_path: String,
+    /// `X-Switchyard-Tags`, validated.
+    pub tags: Vec<(String, String)>,
+    /// Request body kept for the audit log (only with audit bodies on).
+    pub req_capture: Option<Vec<u8>>,
+    /// Response body kept for the audit log (only with audit bodies on).
+    pub resp_capture: Option<Vec<u8>>,
+    /// An audit body was cut at the cap.
+    pub bodies_truncated: bool,
+    /// Counts this request in `switchyard_in_flight_requests` until dropped.
+    pub in_flight: Option<crate::metrics::InFlight>,
+}
+
+impl RequestCtx {
+    /// Records where the request was routed.
+    pub fn routed(&mut self, route: &crate::route::Route) {
+        self.provider = Some(route.provider.name.clone());
+        self.provider_type = Some(route.provider.kind.to_string());
+        self.upstream_model = Some(route.upstream_model.clone());
+    }
+}
+
+/// Process-wide services the proxy reports to.
+pub struct Services {
+    /// Usage/audit queue to the store.
+    pub recorder: crate::recorder::Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Live request stream.
+    pub hub: Arc<crate::admin::live::LiveHub>,
+    /// Recent per-provider latency/errors.
+    pub stats: Arc<crate::admin::stats::ProviderStats>,
+    /// Config reloads (refresh endpoint).
+    pub reloader: Arc<crate::reload::Reloader>,
+    /// Price lookup for `/admin/models`.
+    pub prices: Arc<crate::admin::PriceFn>,
 }
 
 /// The gateway's shared state for the proxy service.
@@ -59,15 +102,17 @@ pub struct Gateway {
     pub live: Arc<Live>,
     /// Upstream connector pool + DNS cache.
     pub upstream: Upstream,
-    /// The store (readiness for now; usage later).
+    /// The store.
     pub store: Arc<dyn Store>,
+    /// Recorder, metrics, live hub, stats, reloader.
+    pub svc: Services,
     ids: AtomicU64,
     id_prefix: u64,
 }
 
 impl Gateway {
     /// Builds the proxy state.
-    pub fn new(live: Arc<Live>, store: Arc<dyn Store>) -> Self {
+    pub fn new(live: Arc<Live>, store: Arc<dyn Store>, svc: Services) -> Self {
         let ttl = live.snapshot().dns_ttl;
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -78,6 +123,7 @@ impl Gateway {
             live,
             upstream: Upstream::new(ttl),
             store,
+            svc,
             ids: AtomicU64::new(0),
             id_prefix,
         }
@@ -143,11 +189,9 @@ impl Endpoint {
     pub fn dialect(self) -> Dialect {
         match self {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
-            Endpoint::Health
-            | Endpoint::Ready
-            | Endpoint::Models
-            | Endpoint::Chat
-            | Endpoint::Embeddings => Dialect::OpenAi,
+            Endpoint::Health | Endpoint::Ready | Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {
+                Dialect::OpenAi
+            }
         }
     }
 }
@@ -172,11 +216,21 @@ impl ProxyHttp for Gateway {
             error: None,
             client_gone: false,
             dialect: Dialect::OpenAi,
+            provider_type: None,
+            upstream_model: None,
+            upstream_status: None,
+            user_path: String::new(),
+            tags: Vec::new(),
+            req_capture: None,
+            resp_capture: None,
+            bodies_truncated: false,
+            in_flight: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> PResult<bool> {
         ctx.start = Instant::now();
+        ctx.in_flight = Some(self.svc.metrics.in_flight());
         if let Err(e) = self.dispatch(session, ctx).await {
             ctx.error = Some(e.kind());
             if ctx.status == 0 {
@@ -188,11 +242,7 @@ impl ProxyHttp for Gateway {
         Ok(true)
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> PResult<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> PResult<Box<HttpPeer>> {
         // Unreachable: request_filter always answers. Fail loudly, not silently.
         Error::e_explain(
             ErrorType::InternalError,
@@ -204,63 +254,25 @@ impl ProxyHttp for Gateway {
         // Client disconnects are normal for an API gateway; we log our own line.
         matches!(
             error.etype(),
-            ErrorType::ConnectionClosed
-                | ErrorType::ReadError
-                | ErrorType::WriteError
-                | ErrorType::ReadTimedout
+            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError | ErrorType::ReadTimedout
         )
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let req = session.req_header();
-        let dur = ctx.start.elapsed().as_secs_f64() * 1000.0;
-        let u = ctx.usage.unwrap_or_default();
-        log::info!(
-            target: "access",
-            "request_id={} method={} path={} endpoint={} model={} provider={} status={} duration_ms={:.3} ttft_ms={} bytes_in={} bytes_out={} tokens_in={} tokens_out={} client_gone={} error={}",
-            ctx.request_id,
-            req.method,
-            req.uri.path(),
-            ctx.endpoint,
-            ctx.model.as_deref().map(logsafe).unwrap_or_else(|| "-".into()),
-            ctx.provider.as_deref().unwrap_or("-"),
-            ctx.status,
-            dur,
-            ctx.ttft_ms.map(|t| format!("{t:.3}")).unwrap_or_else(|| "-".into()),
-            ctx.bytes_in,
-            ctx.bytes_out,
-            u.input_tokens,
-            u.output_tokens,
-            ctx.client_gone,
-            ctx.error.unwrap_or("-"),
-        );
+        crate::accounting::finish(self, session, ctx);
+        ctx.in_flight = None;
     }
 }
 
-/// Keeps a caller-supplied string on one log line and bounded.
-fn logsafe(s: &str) -> String {
-    s.chars()
-        .take(128)
-        .map(|c| {
-            if c.is_whitespace() || c.is_control() || c == '"' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
 impl Gateway {
-    async fn dispatch(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<(), GatewayError> {
+    async fn dispatch(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let method = session.req_header().method.as_str().to_string();
         let path = session.req_header().uri.path().to_string();
         if path.starts_with("/v1/messages") {
             ctx.dialect = Dialect::Anthropic;
+        }
+        if path == "/metrics" || path.starts_with("/admin/") {
+            return self.local(session, ctx, &method, &path).await;
         }
         let endpoint = match match_endpoint(&method, &path) {
             Ok(ep) => ep,
@@ -282,11 +294,7 @@ impl Gateway {
                 respond_json(session, ctx, 200, br#"{"status":"ready"}"#.to_vec(), &[]).await;
                 Ok(())
             }
-            Endpoint::Models
-            | Endpoint::Chat
-            | Endpoint::Embeddings
-            | Endpoint::Messages
-            | Endpoint::CountTokens => {
+            Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {
                 if let Err(e) = authorize(session, snap.master_key.as_ref().map(|k| k.expose())) {
                     drain_body(session, snap.max_body_bytes).await;
                     return Err(e);
@@ -296,22 +304,95 @@ impl Gateway {
                     respond_json(session, ctx, 200, body, &[]).await;
                     return Ok(());
                 }
+                attribute(session, ctx)?;
                 let body = read_body(session, snap.max_body_bytes).await?;
                 ctx.bytes_in = body.len();
+                if snap.audit_bodies {
+                    ctx.req_capture = Some(body[..body.len().min(crate::accounting::AUDIT_BODY_CAP)].to_vec());
+                    ctx.bodies_truncated = body.len() > crate::accounting::AUDIT_BODY_CAP;
+                    ctx.resp_capture = Some(Vec::new());
+                }
                 match endpoint {
                     Endpoint::Chat => relay::chat(self, session, ctx, &snap, body).await,
-                    Endpoint::Embeddings => {
-                        relay::embeddings(self, session, ctx, &snap, body).await
-                    }
+                    Endpoint::Embeddings => relay::embeddings(self, session, ctx, &snap, body).await,
                     Endpoint::Messages => relay::messages(self, session, ctx, &snap, body).await,
-                    Endpoint::CountTokens => {
-                        relay::count_tokens(self, session, ctx, &snap, body).await
-                    }
+                    Endpoint::CountTokens => relay::count_tokens(self, session, ctx, &snap, body).await,
                     Endpoint::Health | Endpoint::Ready | Endpoint::Models => Ok(()),
                 }
             }
         }
     }
+}
+
+impl Gateway {
+    /// `/metrics` and `/admin/*`, answered locally.
+    async fn local(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        method: &str,
+        path: &str,
+    ) -> Result<(), GatewayError> {
+        let snap = self.live.snapshot();
+        if path == "/metrics" {
+            ctx.endpoint = "metrics";
+            drain_body(session, snap.max_body_bytes).await;
+            if method != "GET" && method != "HEAD" {
+                return Err(GatewayError::MethodNotAllowed {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                });
+            }
+            let (ctype, body) = self.svc.metrics.render();
+            respond_json(session, ctx, 200, body, &[("content-type".to_string(), ctype)]).await;
+            return Ok(());
+        }
+        ctx.endpoint = "admin";
+        if let Err(e) = crate::admin::serve::authorize_admin(session, snap.master_key.as_ref().map(|k| k.expose())) {
+            drain_body(session, snap.max_body_bytes).await;
+            return Err(e);
+        }
+        let body = read_body(session, snap.max_body_bytes).await?;
+        crate::admin::serve::serve(self, session, ctx, path, body).await;
+        Ok(())
+    }
+}
+
+/// Validates the attribution headers (400 in the caller's dialect if bad).
+fn attribute(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    use switchyard_filters::attribution::{parse_tags, parse_user_path};
+    let h = &session.req_header().headers;
+    let text = |name: &str| -> Result<Option<&str>, GatewayError> {
+        match h.get(name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(Some).map_err(|_| GatewayError::InvalidRequest {
+                message: format!("header {name} must be visible ASCII"),
+                param: Some(name.to_string()),
+            }),
+        }
+    };
+    let bad = |e: switchyard_filters::attribution::AttributionError| GatewayError::InvalidRequest {
+        message: e.to_string(),
+        param: Some(e.header().to_string()),
+    };
+    if let Some(p) = text("x-switchyard-user-path")? {
+        ctx.user_path = parse_user_path(p).map_err(bad)?;
+    }
+    if let Some(t) = text("x-switchyard-tags")? {
+        ctx.tags = parse_tags(t).map_err(bad)?;
+    }
+    Ok(())
+}
+
+/// The credential a caller presented: `Authorization: Bearer` (OpenAI SDKs,
+/// new Anthropic SDKs) or `x-api-key` (older Anthropic clients, Vercel).
+pub fn presented_key(session: &Session) -> Option<&str> {
+    let h = &session.req_header().headers;
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
 }
 
 /// Checks `Authorization: Bearer <master key>` in constant time.
@@ -324,10 +405,7 @@ fn authorize(session: &Session, master: Option<&str>) -> Result<(), GatewayError
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .or_else(|| h.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
@@ -335,9 +413,7 @@ fn authorize(session: &Session, master: Option<&str>) -> Result<(), GatewayError
             "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`) with the gateway key",
         )),
         Some(k) if constant_time_eq(k.as_bytes(), master.as_bytes()) => Ok(()),
-        Some(_) => Err(GatewayError::Unauthorized(
-            "Invalid API key for this gateway",
-        )),
+        Some(_) => Err(GatewayError::Unauthorized("Invalid API key for this gateway")),
     }
 }
 
@@ -420,12 +496,10 @@ pub async fn respond_json(
     }
     ctx.status = status;
     ctx.bytes_out = body.len();
+    crate::accounting::capture(ctx, &body);
+    close_if_shutting_down(session);
     let head_only = session.req_header().method == http::Method::HEAD;
-    if session
-        .write_response_header(Box::new(resp), head_only)
-        .await
-        .is_err()
-    {
+    if session.write_response_header(Box::new(resp), head_only).await.is_err() {
         ctx.client_gone = true;
         return;
     }
@@ -436,6 +510,15 @@ pub async fn respond_json(
             .is_err()
     {
         ctx.client_gone = true;
+    }
+}
+
+/// During a graceful stop or upgrade, answers with `Connection: close` so
+/// keep-alive clients open their next request on a new connection (served
+/// by the new process) instead of racing the old one closing this one.
+pub fn close_if_shutting_down(session: &mut Session) {
+    if session.is_process_shutting_down() {
+        session.set_keepalive(None);
     }
 }
 
@@ -468,10 +551,7 @@ mod tests {
 
     #[test]
     fn endpoints_and_methods() {
-        assert_eq!(
-            match_endpoint("POST", "/v1/chat/completions"),
-            Ok(Endpoint::Chat)
-        );
+        assert_eq!(match_endpoint("POST", "/v1/chat/completions"), Ok(Endpoint::Chat));
         assert!(matches!(
             match_endpoint("GET", "/v1/chat/completions"),
             Err(GatewayError::MethodNotAllowed { .. })

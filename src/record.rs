@@ -156,7 +156,12 @@ mod tests {
     #[test]
     fn redaction() {
         let h = redact_headers(
-            [("Authorization", "Bearer sk-x"), ("X-Goog-Api-Key", "g"), ("content-type", "json")].into_iter(),
+            [
+                ("Authorization", "Bearer sk-x"),
+                ("X-Goog-Api-Key", "g"),
+                ("content-type", "json"),
+            ]
+            .into_iter(),
         );
         assert_eq!(h[0], ("authorization".into(), "[REDACTED]".into()));
         assert_eq!(h[1].1, "[REDACTED]");

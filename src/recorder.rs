@@ -14,7 +14,6 @@
 //! stop loses nothing.
 
 // wired into proxy by the lead
-#![allow(dead_code)]
 
 use crate::record::{AuditEntry, UsageRecord};
 use crate::store::{Store, StoreError};
@@ -278,11 +277,13 @@ impl Recorder {
     }
 
     /// Records written to the store since start.
+    #[allow(dead_code)] // used by tests
     pub fn written(&self) -> u64 {
         self.inner.written.load(Ordering::Relaxed)
     }
 
     /// Records waiting in memory.
+    #[allow(dead_code)] // used by tests
     pub fn queued(&self) -> usize {
         self.inner.queue().len()
     }
@@ -316,6 +317,7 @@ impl RecorderService {
     }
 
     /// The flush interval (default 1 s; tests shorten or lengthen it).
+    #[allow(dead_code)] // used by tests
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = interval.max(Duration::from_millis(1));
         self

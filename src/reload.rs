@@ -72,8 +72,12 @@ impl Reloader {
     /// Loads, compiles and swaps. `force` reloads even an unchanged file.
     pub fn reload(&self, trigger: &str, force: bool) -> Result<ReloadOutcome, Vec<ConfigError>> {
         let mut last = self.last_text.lock().unwrap_or_else(|p| p.into_inner());
-        let src = Sources::from_process(self.cli_config.clone(), self.cli_listen.clone(), self.cli_data_dir.clone())
-            .inspect_err(|errs| self.report_failure(trigger, errs))?;
+        let src = Sources::from_process(
+            self.cli_config.clone(),
+            self.cli_listen.clone(),
+            self.cli_data_dir.clone(),
+        )
+        .inspect_err(|errs| self.report_failure(trigger, errs))?;
         if !force && src.file_text.is_some() && *last == src.file_text {
             return Ok(ReloadOutcome::Unchanged);
         }

@@ -16,6 +16,9 @@ pub struct Route {
     pub provider: Arc<Provider>,
     /// Model name as the provider knows it.
     pub upstream_model: String,
+    /// Request parameters pinned by an override, applied when the caller
+    /// did not set them.
+    pub defaults: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Model lists fetched from providers' `/models`, by provider name.
@@ -26,15 +29,12 @@ pub struct Discovered {
 }
 
 /// Resolves `model` to a provider and upstream model name.
-pub fn resolve(
-    snap: &Snapshot,
-    discovered: &Discovered,
-    model: &str,
-) -> Result<Route, GatewayError> {
+pub fn resolve(snap: &Snapshot, discovered: &Discovered, model: &str) -> Result<Route, GatewayError> {
     let to = |i: usize, m: &str| -> Option<Route> {
         snap.providers.get(i).map(|p| Route {
             provider: p.clone(),
             upstream_model: m.to_string(),
+            defaults: None,
         })
     };
     if let Some((i, m)) = snap.aliases.get(model) {
@@ -65,10 +65,33 @@ pub fn resolve(
             return Ok(Route {
                 provider: p.clone(),
                 upstream_model: model.to_string(),
+                defaults: None,
             });
         }
     }
     Err(GatewayError::ModelNotFound(model.to_string()))
+}
+
+/// Like [`resolve`], with operator overrides first: a disabled model is
+/// refused (403), an override target replaces the model string, pinned
+/// defaults travel with the route.
+pub fn resolve_with_overrides(
+    snap: &Snapshot,
+    discovered: &Discovered,
+    overrides: &crate::live::Overrides,
+    model: &str,
+) -> Result<Route, GatewayError> {
+    let Some(o) = overrides.get(model) else {
+        return resolve(snap, discovered, model);
+    };
+    if o.disabled {
+        return Err(GatewayError::ModelDisabled(model.to_string()));
+    }
+    let mut route = resolve(snap, discovered, o.target.as_deref().unwrap_or(model))?;
+    if !o.defaults.is_empty() {
+        route.defaults = Some(o.defaults.clone());
+    }
+    Ok(route)
 }
 
 /// Every public model id: `provider/model` for configured and discovered
@@ -121,17 +144,10 @@ mod tests {
             "openrouter".into(),
             Arc::new(["anthropic/claude-x".to_string()].into_iter().collect()),
         );
-        let r =
-            |m: &str| resolve(&snap, &d, m).map(|r| (r.provider.name.clone(), r.upstream_model));
-        assert_eq!(
-            r("fast").expect("alias"),
-            ("groq".into(), "llama-3.1-8b".into())
-        );
+        let r = |m: &str| resolve(&snap, &d, m).map(|r| (r.provider.name.clone(), r.upstream_model));
+        assert_eq!(r("fast").expect("alias"), ("groq".into(), "llama-3.1-8b".into()));
         assert_eq!(r("groq/x").expect("prefix"), ("groq".into(), "x".into()));
-        assert_eq!(
-            r("gpt-4o").expect("bare"),
-            ("openai".into(), "gpt-4o".into())
-        );
+        assert_eq!(r("gpt-4o").expect("bare"), ("openai".into(), "gpt-4o".into()));
         assert_eq!(
             r("anthropic/claude-x").expect("discovered"),
             ("openrouter".into(), "anthropic/claude-x".into())

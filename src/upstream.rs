@@ -109,12 +109,7 @@ impl Upstream {
     /// Sends `req` + `body` and reads the response header. Each resolved
     /// address is tried in turn while connecting fails (dual-stack hosts,
     /// one dead backend).
-    pub async fn send(
-        &self,
-        provider: &Provider,
-        req: RequestHeader,
-        body: Bytes,
-    ) -> Result<Exchange, GatewayError> {
+    pub async fn send(&self, provider: &Provider, req: RequestHeader, body: Bytes) -> Result<Exchange, GatewayError> {
         let addrs = self
             .dns
             .resolve(&provider.base.host, provider.base.port)
@@ -189,11 +184,7 @@ impl Upstream {
     }
 }
 
-async fn exchange_head(
-    session: &mut HttpSession,
-    req: &RequestHeader,
-    body: &Bytes,
-) -> PResult<()> {
+async fn exchange_head(session: &mut HttpSession, req: &RequestHeader, body: &Bytes) -> PResult<()> {
     session.write_request_header(Box::new(req.clone())).await?;
     if !body.is_empty() {
         session.write_request_body(body.clone(), true).await?;
@@ -206,10 +197,7 @@ async fn exchange_head(
 fn retryable_on_reuse(e: &pingora_core::Error) -> bool {
     matches!(
         e.etype(),
-        ErrorType::ConnectionClosed
-            | ErrorType::ReadError
-            | ErrorType::WriteError
-            | ErrorType::InvalidHTTPHeader
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError | ErrorType::InvalidHTTPHeader
     )
 }
 
@@ -243,10 +231,7 @@ pub fn map_err(provider: &str, e: &pingora_core::Error) -> GatewayError {
 impl Exchange {
     /// Upstream status code.
     pub fn status(&self) -> u16 {
-        self.session
-            .response_header()
-            .map(|h| h.status.as_u16())
-            .unwrap_or(502)
+        self.session.response_header().map(|h| h.status.as_u16()).unwrap_or(502)
     }
 
     /// A response header value as text.

@@ -6,9 +6,7 @@
 //! `-- --quick` for a fast smoke run.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use switchyard_filters::passthrough::{
-    inspect_chat, rewrite_chat, JsonObject, OpenAiStreamPassthrough,
-};
+use switchyard_filters::passthrough::{inspect_chat, rewrite_chat, JsonObject, OpenAiStreamPassthrough};
 use switchyard_filters::sse::{SseDecoder, SseItem};
 
 /// A typical ~1 KB chat request: system prompt, a few turns, a tool.
@@ -37,9 +35,7 @@ fn small_request() -> Vec<u8> {
 /// A 1 MiB request: one user message carrying a base64 image.
 fn large_request() -> Vec<u8> {
     let image: String = (0..1024 * 1024)
-        .map(|i| {
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64] as char
-        })
+        .map(|i| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64] as char)
         .collect();
     let body = serde_json::json!({
         "model": "vision",
@@ -60,10 +56,7 @@ fn stream() -> Vec<u8> {
             "data: {{\"id\":\"chatcmpl-AbC123\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}],\"usage\":null}}\n\n"
         )
     };
-    let mut s = chunk(
-        r#"{"role":"assistant","content":"","refusal":null}"#,
-        "null",
-    );
+    let mut s = chunk(r#"{"role":"assistant","content":"","refusal":null}"#, "null");
     for i in 0..48 {
         s.push_str(&chunk(&format!(r#"{{"content":" word{i}"}}"#), "null"));
     }
@@ -85,9 +78,7 @@ fn requests(c: &mut Criterion) {
     let mut g = c.benchmark_group("chat_request");
     for (name, body) in [("1kb", small_request()), ("1mib", large_request())] {
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_function(format!("passthrough_{name}"), |b| {
-            b.iter(|| rewrite(black_box(&body)))
-        });
+        g.bench_function(format!("passthrough_{name}"), |b| b.iter(|| rewrite(black_box(&body))));
         // Baseline: what a full parse and re-encode through a Value tree costs.
         g.bench_function(format!("value_tree_{name}"), |b| {
             b.iter(|| {

@@ -73,7 +73,10 @@ pub fn parse_user_path(raw: &str) -> Result<String, AttributionError> {
             return err(format!("segment longer than {MAX_SEGMENT_LEN} characters"));
         }
         if !seg.chars().all(valid_segment_char) {
-            return err(format!("segment `{}` may only contain letters, digits and - _ . @", shorten(seg)));
+            return err(format!(
+                "segment `{}` may only contain letters, digits and - _ . @",
+                shorten(seg)
+            ));
         }
     }
     Ok(format!("/{}", segments.join("/")))
@@ -101,10 +104,16 @@ pub fn parse_tags(raw: &str) -> Result<Vec<(String, String)>, AttributionError> 
         let (k, v) = (k.trim(), v.trim());
         for (what, x) in [("key", k), ("value", v)] {
             if x.is_empty() || x.len() > MAX_TAG_LEN {
-                return err(format!("{what} in `{}` must be 1 to {MAX_TAG_LEN} characters", shorten(item)));
+                return err(format!(
+                    "{what} in `{}` must be 1 to {MAX_TAG_LEN} characters",
+                    shorten(item)
+                ));
             }
             if !x.chars().all(|c| valid_segment_char(c) || c == ':' || c == '/') {
-                return err(format!("{what} `{}` may only contain letters, digits and - _ . @ : /", shorten(x)));
+                return err(format!(
+                    "{what} `{}` may only contain letters, digits and - _ . @ : /",
+                    shorten(x)
+                ));
             }
         }
         if out.iter().any(|(ek, _)| ek == k) {
@@ -150,7 +159,10 @@ mod tests {
     fn tags() {
         assert_eq!(
             parse_tags("env=prod, feature=chat").expect("valid"),
-            [("env".to_string(), "prod".to_string()), ("feature".into(), "chat".into())]
+            [
+                ("env".to_string(), "prod".to_string()),
+                ("feature".into(), "chat".into())
+            ]
         );
         assert_eq!(parse_tags("").expect("empty ok"), []);
         for bad in ["env", "env=", "=x", "a=1,a=2", "k=v w", &"k=v,".repeat(11)] {

@@ -359,9 +359,7 @@ impl StreamTranslator {
             return;
         }
         match &ev {
-            StreamEvent::Start { usage, .. } | StreamEvent::Usage(usage)
-                if *usage != Usage::default() =>
-            {
+            StreamEvent::Start { usage, .. } | StreamEvent::Usage(usage) if *usage != Usage::default() => {
                 self.usage = *usage;
             }
             StreamEvent::Text(t) | StreamEvent::Thinking(t) if !t.is_empty() => {
@@ -390,52 +388,33 @@ pub(crate) mod jv {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => Ok(m),
             Ok(_) => Err(CodecError::body("request body must be a JSON object")),
-            Err(e) => Err(CodecError::body(format!(
-                "request body is not valid JSON: {e}"
-            ))),
+            Err(e) => Err(CodecError::body(format!("request body is not valid JSON: {e}"))),
         }
     }
 
     /// An optional string field; wrong type is an error.
-    pub fn opt_str(
-        m: &Map<String, Value>,
-        key: &str,
-        param: &str,
-    ) -> Result<Option<String>, CodecError> {
+    pub fn opt_str(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<String>, CodecError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(CodecError::invalid(
-                param,
-                format!("`{param}` must be a string"),
-            )),
+            Some(_) => Err(CodecError::invalid(param, format!("`{param}` must be a string"))),
         }
     }
 
     /// An optional non-negative integer that fits u32.
-    pub fn opt_u32(
-        m: &Map<String, Value>,
-        key: &str,
-        param: &str,
-    ) -> Result<Option<u32>, CodecError> {
+    pub fn opt_u32(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<u32>, CodecError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| {
-                    CodecError::invalid(param, format!("`{param}` must be a non-negative integer"))
-                }),
+                .ok_or_else(|| CodecError::invalid(param, format!("`{param}` must be a non-negative integer"))),
         }
     }
 
     /// An optional number.
-    pub fn opt_f64(
-        m: &Map<String, Value>,
-        key: &str,
-        param: &str,
-    ) -> Result<Option<f64>, CodecError> {
+    pub fn opt_f64(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<f64>, CodecError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
@@ -446,18 +425,11 @@ pub(crate) mod jv {
     }
 
     /// An optional boolean.
-    pub fn opt_bool(
-        m: &Map<String, Value>,
-        key: &str,
-        param: &str,
-    ) -> Result<Option<bool>, CodecError> {
+    pub fn opt_bool(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<bool>, CodecError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(CodecError::invalid(
-                param,
-                format!("`{param}` must be a boolean"),
-            )),
+            Some(_) => Err(CodecError::invalid(param, format!("`{param}` must be a boolean"))),
         }
     }
 
@@ -474,14 +446,10 @@ pub(crate) mod jv {
     }
 
     /// A required string inside an object.
-    pub fn req_str<'a>(
-        m: &'a Map<String, Value>,
-        key: &str,
-        param: &str,
-    ) -> Result<&'a str, CodecError> {
-        m.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
-            CodecError::invalid(param, format!("`{param}` is required and must be a string"))
-        })
+    pub fn req_str<'a>(m: &'a Map<String, Value>, key: &str, param: &str) -> Result<&'a str, CodecError> {
+        m.get(key)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| CodecError::invalid(param, format!("`{param}` is required and must be a string")))
     }
 
     /// Stop sequences: a string or an array of strings.
@@ -492,9 +460,9 @@ pub(crate) mod jv {
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|x| {
-                    x.as_str().map(str::to_string).ok_or_else(|| {
-                        CodecError::invalid(param, format!("`{param}` must contain strings"))
-                    })
+                    x.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| CodecError::invalid(param, format!("`{param}` must contain strings")))
                 })
                 .collect(),
             Some(_) => Err(CodecError::invalid(
@@ -515,12 +483,7 @@ mod tests {
     use super::*;
     use crate::ir::{Message, Role, Tool};
 
-    fn run(
-        up: WireDialect,
-        caller: Dialect,
-        opts: ResponseOptions,
-        input: &str,
-    ) -> (String, StreamTranslator) {
+    fn run(up: WireDialect, caller: Dialect, opts: ResponseOptions, input: &str) -> (String, StreamTranslator) {
         let mut t = StreamTranslator::new(up, caller, opts);
         let mut out = Vec::new();
         t.push(input.as_bytes(), &mut out);
@@ -541,12 +504,7 @@ mod tests {
             created: 42,
             include_usage: false,
         };
-        let (out, t) = run(
-            WireDialect::OpenAi,
-            Dialect::OpenAi,
-            opts.clone(),
-            OPENAI_TEXT,
-        );
+        let (out, t) = run(WireDialect::OpenAi, Dialect::OpenAi, opts.clone(), OPENAI_TEXT);
         assert!(!out.contains("\"choices\":[]"), "{out}");
         assert!(!out.contains("\"usage\""), "{out}");
         assert!(out.contains("\"id\":\"chatcmpl-gw1\"") && out.contains("\"model\":\"my-alias\""));
@@ -562,21 +520,17 @@ mod tests {
             },
             OPENAI_TEXT,
         );
-        assert!(
-            out.contains("\"choices\":[],\"usage\":{\"prompt_tokens\":3"),
-            "{out}"
-        );
+        assert!(out.contains("\"choices\":[],\"usage\":{\"prompt_tokens\":3"), "{out}");
     }
 
     #[test]
     fn first_token_and_input_after_end_are_handled() {
-        let mut t = StreamTranslator::new(
-            WireDialect::OpenAi,
-            Dialect::Anthropic,
-            ResponseOptions::default(),
-        );
+        let mut t = StreamTranslator::new(WireDialect::OpenAi, Dialect::Anthropic, ResponseOptions::default());
         let mut out = Vec::new();
-        t.push(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n", &mut out);
+        t.push(
+            b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            &mut out,
+        );
         assert!(!t.first_token_seen(), "an empty role chunk is not a token");
         t.push(
             b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n",
@@ -586,27 +540,21 @@ mod tests {
         t.push(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", &mut out);
         assert!(t.is_finished() && t.error().is_none());
         let len = out.len();
-        t.push(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n", &mut out);
+        t.push(
+            b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n",
+            &mut out,
+        );
         t.finish(&mut out);
         assert_eq!(out.len(), len, "nothing after message_stop");
     }
 
     #[test]
     fn empty_or_cut_upstream_is_an_error_not_success() {
-        for up in [
-            WireDialect::OpenAi,
-            WireDialect::Anthropic,
-            WireDialect::Gemini,
-        ] {
+        for up in [WireDialect::OpenAi, WireDialect::Anthropic, WireDialect::Gemini] {
             let (out, t) = run(up, Dialect::Anthropic, ResponseOptions::default(), "");
             assert!(out.starts_with("event: error\n"), "{out}");
             assert!(t.error().is_some());
-            let (out, _) = run(
-                up,
-                Dialect::OpenAi,
-                ResponseOptions::default(),
-                ": keep-alive\n\n",
-            );
+            let (out, _) = run(up, Dialect::OpenAi, ResponseOptions::default(), ": keep-alive\n\n");
             assert!(out.starts_with("data: {\"error\":"), "{out}");
             assert!(!out.contains("[DONE]"));
         }
@@ -625,9 +573,7 @@ mod tests {
             input,
         );
         assert!(
-            out.contains(
-                "\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\":1}\"}"
-            ),
+            out.contains("\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\":1}\"}"),
             "{out}"
         );
         assert!(out.contains("\"stop_reason\":\"tool_use\""));

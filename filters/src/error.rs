@@ -124,22 +124,16 @@ mod tests {
 
     #[test]
     fn anthropic_envelope() {
-        let v: serde_json::Value =
-            serde_json::from_slice(&render_anthropic(&info())).expect("json");
+        let v: serde_json::Value = serde_json::from_slice(&render_anthropic(&info())).expect("json");
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "not_found_error");
     }
 
     #[test]
     fn reads_provider_messages() {
+        assert_eq!(upstream_error_message(br#"{"error":{"message":"bad key"}}"#), "bad key");
         assert_eq!(
-            upstream_error_message(br#"{"error":{"message":"bad key"}}"#),
-            "bad key"
-        );
-        assert_eq!(
-            upstream_error_message(
-                br#"{"type":"error","error":{"type":"x","message":"overloaded"}}"#
-            ),
+            upstream_error_message(br#"{"type":"error","error":{"type":"x","message":"overloaded"}}"#),
             "overloaded"
         );
         assert_eq!(upstream_error_message(br#"{"error":"nope"}"#), "nope");

@@ -457,20 +457,14 @@ pub fn upstream_error(message: String, upstream_kind: Option<&str>) -> ErrorInfo
             "overloaded_error" | "UNAVAILABLE" | "server_overloaded" => {
                 ("server_error", "overloaded_error", Some("overloaded"))
             }
-            "rate_limit_error" | "RESOURCE_EXHAUSTED" | "rate_limit_exceeded" => (
-                "rate_limit_error",
-                "rate_limit_error",
-                Some("rate_limit_exceeded"),
-            ),
+            "rate_limit_error" | "RESOURCE_EXHAUSTED" | "rate_limit_exceeded" => {
+                ("rate_limit_error", "rate_limit_error", Some("rate_limit_exceeded"))
+            }
             "invalid_request_error" | "INVALID_ARGUMENT" | "FAILED_PRECONDITION" => {
                 ("invalid_request_error", "invalid_request_error", None)
             }
-            "authentication_error" | "UNAUTHENTICATED" => {
-                ("authentication_error", "authentication_error", None)
-            }
-            "permission_error" | "PERMISSION_DENIED" => {
-                ("permission_error", "permission_error", None)
-            }
+            "authentication_error" | "UNAUTHENTICATED" => ("authentication_error", "authentication_error", None),
+            "permission_error" | "PERMISSION_DENIED" => ("permission_error", "permission_error", None),
             "not_found_error" | "NOT_FOUND" => ("invalid_request_error", "not_found_error", None),
             "request_too_large" => ("invalid_request_error", "request_too_large", None),
             "timeout_error" | "DEADLINE_EXCEEDED" => ("server_error", "timeout_error", None),

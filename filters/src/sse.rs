@@ -121,9 +121,7 @@ impl SseDecoder {
         }
         self.buf.extend_from_slice(bytes);
         if self.buf.len() > self.max_event {
-            return Err(SseError::EventTooLarge {
-                limit: self.max_event,
-            });
+            return Err(SseError::EventTooLarge { limit: self.max_event });
         }
         Ok(())
     }
@@ -301,7 +299,9 @@ mod tests {
         })
     }
 
-    const SAMPLE: &[u8] = "\u{FEFF}: ping\n\nevent: a\ndata: {\"x\":\"é😀\"}\r\n\r\ndata:no-space\rdata: two\r\rid: 7\ndata: [DONE]\n\n".as_bytes();
+    const SAMPLE: &[u8] =
+        "\u{FEFF}: ping\n\nevent: a\ndata: {\"x\":\"é😀\"}\r\n\r\ndata:no-space\rdata: two\r\rid: 7\ndata: [DONE]\n\n"
+            .as_bytes();
 
     #[test]
     fn decodes_line_endings_comments_multiline() {

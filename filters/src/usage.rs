@@ -37,9 +37,8 @@ impl Usage {
     /// providers of the OpenAI family add their own.
     pub fn from_openai_value(v: &serde_json::Value) -> Option<Usage> {
         let obj = v.as_object()?;
-        let n = |o: &serde_json::Map<String, serde_json::Value>, k: &str| {
-            o.get(k).and_then(|x| x.as_u64()).unwrap_or(0)
-        };
+        let n =
+            |o: &serde_json::Map<String, serde_json::Value>, k: &str| o.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
         let input = n(obj, "prompt_tokens");
         let total = n(obj, "total_tokens");
         let mut output = n(obj, "completion_tokens");

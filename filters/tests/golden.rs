@@ -54,11 +54,7 @@ fn stream_goldens() {
             let input = std::fs::read(&path).unwrap();
             for (cname, caller) in CALLERS {
                 let (out, _) = translate_chunks(up, caller, &[&input], true);
-                check(
-                    &format!("{pname}_to_{cname}/{case}.sse"),
-                    &out,
-                    &mut failures,
-                );
+                check(&format!("{pname}_to_{cname}/{case}.sse"), &out, &mut failures);
             }
         }
     }
@@ -88,17 +84,12 @@ fn response_goldens() {
 #[test]
 fn request_goldens() {
     let mut failures = Vec::new();
-    for (cname, caller) in [
-        ("openai", WireDialect::OpenAi),
-        ("anthropic", WireDialect::Anthropic),
-    ] {
+    for (cname, caller) in [("openai", WireDialect::OpenAi), ("anthropic", WireDialect::Anthropic)] {
         for (case, path) in fixtures(cname, ".req.json") {
             let input = std::fs::read(&path).unwrap();
-            let req = decode_request(caller, &input)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let req = decode_request(caller, &input).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             for (pname, up) in PROVIDERS {
-                let out = encode_request(up, &req)
-                    .unwrap_or_else(|e| panic!("{} → {pname}: {e}", path.display()));
+                let out = encode_request(up, &req).unwrap_or_else(|e| panic!("{} → {pname}: {e}", path.display()));
                 check(
                     &format!("{cname}_to_{pname}/{case}.req.json"),
                     &pretty(&out),
@@ -115,8 +106,7 @@ fn gemini_request_fixture_decodes() {
     for (_, path) in fixtures("gemini", ".req.json") {
         let req = decode_request(WireDialect::Gemini, &std::fs::read(&path).unwrap()).unwrap();
         // Same-dialect re-encode keeps unknown fields such as safetySettings.
-        let out: Value =
-            serde_json::from_slice(&encode_request(WireDialect::Gemini, &req).unwrap()).unwrap();
+        let out: Value = serde_json::from_slice(&encode_request(WireDialect::Gemini, &req).unwrap()).unwrap();
         let orig: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(
             out["safetySettings"],

@@ -18,25 +18,14 @@ fn output_is_identical_for_every_byte_split() {
                     let (whole, t) = translate_chunks(up, caller, &[&input], include_usage);
                     let (usage, error) = (t.usage(), t.error().cloned());
                     for cut in 0..=input.len() {
-                        let (split, t2) = translate_chunks(
-                            up,
-                            caller,
-                            &[&input[..cut], &input[cut..]],
-                            include_usage,
-                        );
-                        assert!(
-                            split == whole,
-                            "{pname}/{case} → {cname}: split at {cut} differs"
-                        );
+                        let (split, t2) = translate_chunks(up, caller, &[&input[..cut], &input[cut..]], include_usage);
+                        assert!(split == whole, "{pname}/{case} → {cname}: split at {cut} differs");
                         assert_eq!(t2.usage(), usage);
                         assert_eq!(t2.error().cloned(), error);
                     }
                     let bytes: Vec<&[u8]> = input.chunks(1).collect();
                     let (one, _) = translate_chunks(up, caller, &bytes, include_usage);
-                    assert!(
-                        one == whole,
-                        "{pname}/{case} → {cname}: byte-at-a-time differs"
-                    );
+                    assert!(one == whole, "{pname}/{case} → {cname}: byte-at-a-time differs");
                 }
             }
         }
@@ -50,12 +39,8 @@ fn every_output_is_protocol_valid() {
             let input = std::fs::read(&path).unwrap();
             let expect_error = case.contains("error") || case.contains("truncated");
             let (out, t) = translate_chunks(up, Dialect::Anthropic, &[&input], true);
-            let r = validate_anthropic(&out, false).unwrap_or_else(|e| {
-                panic!(
-                    "{pname}/{case} → anthropic: {e}\n{}",
-                    String::from_utf8_lossy(&out)
-                )
-            });
+            let r = validate_anthropic(&out, false)
+                .unwrap_or_else(|e| panic!("{pname}/{case} → anthropic: {e}\n{}", String::from_utf8_lossy(&out)));
             assert_eq!(
                 r.starts_with("error:"),
                 expect_error,
@@ -64,12 +49,8 @@ fn every_output_is_protocol_valid() {
             assert_eq!(t.error().is_some(), expect_error);
             for include_usage in [true, false] {
                 let (out, _) = translate_chunks(up, Dialect::OpenAi, &[&input], include_usage);
-                let r = validate_openai(&out, include_usage).unwrap_or_else(|e| {
-                    panic!(
-                        "{pname}/{case} → openai: {e}\n{}",
-                        String::from_utf8_lossy(&out)
-                    )
-                });
+                let r = validate_openai(&out, include_usage)
+                    .unwrap_or_else(|e| panic!("{pname}/{case} → openai: {e}\n{}", String::from_utf8_lossy(&out)));
                 assert_eq!(
                     r.starts_with("error:"),
                     expect_error,
@@ -91,26 +72,15 @@ fn tool_streams_report_tool_use_in_both_dialects() {
         };
         let input = std::fs::read(&path).unwrap();
         let (out, _) = translate_chunks(up, Dialect::Anthropic, &[&input], true);
-        assert_eq!(
-            validate_anthropic(&out, false).unwrap(),
-            "tool_use",
-            "{pname}"
-        );
+        assert_eq!(validate_anthropic(&out, false).unwrap(), "tool_use", "{pname}");
         // No argument fragment lost: both calls' inputs are complete JSON.
         let inputs = anthropic_tool_inputs(&out);
         assert_eq!(inputs.len(), 2, "{pname}");
-        let parsed: Vec<serde_json::Value> = inputs
-            .iter()
-            .map(|s| serde_json::from_str(s).unwrap())
-            .collect();
+        let parsed: Vec<serde_json::Value> = inputs.iter().map(|s| serde_json::from_str(s).unwrap()).collect();
         assert_eq!(parsed[0]["location"], "Paris, Île-de-France", "{pname}");
         assert_eq!(parsed[1]["tz"], "Asia/東京", "{pname}");
         let (out, _) = translate_chunks(up, Dialect::OpenAi, &[&input], true);
-        assert_eq!(
-            validate_openai(&out, true).unwrap(),
-            "tool_calls",
-            "{pname}"
-        );
+        assert_eq!(validate_openai(&out, true).unwrap(), "tool_calls", "{pname}");
     }
 }
 

@@ -79,11 +79,13 @@ impl LiveHub {
     }
 
     /// Connected listeners.
+    #[allow(dead_code)] // used by tests; kept for the dashboard
     pub fn listeners(&self) -> usize {
         self.tx.receiver_count()
     }
 
     /// The id the next event will get.
+    #[allow(dead_code)] // used by tests; kept for the dashboard
     pub fn next_id(&self) -> u64 {
         self.state().next_id
     }

@@ -8,11 +8,11 @@
 //! itself (SSE over [`live::LiveHub`]), and sends the response.
 
 // wired into proxy by the lead
-#![allow(dead_code)]
 
 pub mod live;
 pub mod params;
 pub mod runtime;
+pub mod serve;
 pub mod stats;
 pub mod usage;
 

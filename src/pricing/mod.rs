@@ -18,8 +18,6 @@
 //! Groq, Fireworks ids). Nothing guesses across model families: an id that
 //! does not normalise to a listed one is unknown.
 
-#![allow(dead_code)] // wired in by the lead
-
 use crate::record::CostSource;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -84,6 +82,7 @@ impl Price {
 #[derive(Debug)]
 struct Row {
     /// Model id as listed (shown by `/admin/models`).
+    #[allow(dead_code)] // kept for diagnostics of the parsed table
     id: &'static str,
     /// ASCII-lowercased id, the search key.
     key: Cow<'static, str>,
@@ -221,10 +220,7 @@ fn parse_table(text: &'static str) -> Table {
         }
     }
     if table.malformed > 0 {
-        log::warn!(
-            "built-in price table: {} malformed line(s) skipped",
-            table.malformed
-        );
+        log::warn!("built-in price table: {} malformed line(s) skipped", table.malformed);
     }
     table
 }
@@ -344,6 +340,7 @@ impl Pricing {
 
     /// The catalog date the built-in table was generated from, for
     /// `/admin/models` and the runtime config view.
+    #[allow(dead_code)] // used by tests; for a future price listing
     pub fn catalog_updated_at(&self) -> Option<&'static str> {
         self.builtin.catalog_updated_at
     }
@@ -357,12 +354,7 @@ impl Pricing {
     /// first); a provider's own price for a normalised id beats the canonical
     /// price for the exact one, because hosts re-price the same weights.
     /// Local provider types get no built-in price.
-    pub fn lookup(
-        &self,
-        provider_type: &str,
-        provider_instance: &str,
-        model: &str,
-    ) -> Option<(Price, CostSource)> {
+    pub fn lookup(&self, provider_type: &str, provider_instance: &str, model: &str) -> Option<(Price, CostSource)> {
         let cands = candidates(model);
         let kind = provider_type.trim().to_ascii_lowercase();
         if !self.overrides.is_empty() {
@@ -431,10 +423,8 @@ impl Pricing {
     /// order, for `/admin/models`. Includes the ids the provider accepts for
     /// the same model (e.g. dated and `vendor/` forms); config overrides are
     /// not listed here because they are keyed by instance, not type.
-    pub fn models_for<'a>(
-        &'a self,
-        provider_type: &str,
-    ) -> impl Iterator<Item = (&'a str, &'a Price)> + 'a {
+    #[allow(dead_code)] // used by tests; for a future price listing
+    pub fn models_for<'a>(&'a self, provider_type: &str) -> impl Iterator<Item = (&'a str, &'a Price)> + 'a {
         self.builtin
             .scope(provider_type)
             .into_iter()
@@ -498,10 +488,7 @@ mod tests {
         let mut prev: Option<(&str, String)> = None;
         for line in BUILTIN_TSV.lines().filter(|l| !l.starts_with('#')) {
             let mut f = line.split('\t');
-            let (scope, key) = (
-                f.next().unwrap_or(""),
-                f.next().unwrap_or("").to_ascii_lowercase(),
-            );
+            let (scope, key) = (f.next().unwrap_or(""), f.next().unwrap_or("").to_ascii_lowercase());
             if let Some((ps, pk)) = &prev {
                 if *ps == scope {
                     assert!(*pk < key, "{scope}: {pk} then {key}");
@@ -609,10 +596,7 @@ mod tests {
             assert_eq!(pr.lookup("openai", "openai", m), None, "{m}");
         }
         // A dated id whose undated base is unknown stays unknown.
-        assert_eq!(
-            pr.lookup("openai", "openai", "unknown-model-2024-08-06"),
-            None
-        );
+        assert_eq!(pr.lookup("openai", "openai", "unknown-model-2024-08-06"), None);
     }
 
     #[test]
@@ -646,25 +630,16 @@ mod tests {
             got("openai", "openai-west", "gpt-4o-mini"),
             Some((2.0, CostSource::Config))
         );
-        assert_eq!(
-            got("azure", "azure", "gpt-4o-mini"),
-            Some((1.0, CostSource::Config))
-        );
+        assert_eq!(got("azure", "azure", "gpt-4o-mini"), Some((1.0, CostSource::Config)));
         // Config adds models the table lacks.
-        assert_eq!(
-            got("groq", "groq", "brand-new-model"),
-            Some((4.0, CostSource::Config))
-        );
+        assert_eq!(got("groq", "groq", "brand-new-model"), Some((4.0, CostSource::Config)));
         // A config price covers dated snapshots of its model.
         assert_eq!(
             got("openai", "openai", "gpt-4o-2024-08-06"),
             Some((5.0, CostSource::Config))
         );
         // Untouched models keep the built-in price; invalid overrides are dropped.
-        assert_eq!(
-            got("openai", "openai", "gpt-4.1"),
-            Some((2.0, CostSource::Builtin))
-        );
+        assert_eq!(got("openai", "openai", "gpt-4.1"), Some((2.0, CostSource::Builtin)));
         assert_eq!(got("openai", "openai", "bad"), None);
     }
 
@@ -688,10 +663,7 @@ mod tests {
         // No cache prices listed: cached and cache-write tokens cost input.
         let flat = price(2.0, 8.0);
         let c = pr.cost(&flat, &u);
-        assert!(
-            (c - (10_000.0 * 2.0 + 1_000.0 * 8.0) / 1e6).abs() < 1e-12,
-            "{c}"
-        );
+        assert!((c - (10_000.0 * 2.0 + 1_000.0 * 8.0) / 1e6).abs() < 1e-12, "{c}");
 
         // Misreported sub-counts larger than the total are clamped.
         let bad = Usage {
@@ -712,12 +684,7 @@ mod tests {
     fn unknown_model_is_none_not_zero() {
         let pr = Pricing::builtin();
         assert_eq!(
-            pr.price_usage(
-                "openai",
-                "openai",
-                "definitely-not-a-model",
-                &usage(1000, 1000)
-            ),
+            pr.price_usage("openai", "openai", "definitely-not-a-model", &usage(1000, 1000)),
             (None, CostSource::Unknown)
         );
         assert_eq!(

@@ -8,7 +8,7 @@ use super::{build_request, exchange, upstream_path, Mode, Op};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
 use crate::proxy::{Gateway, RequestCtx};
-use crate::route::resolve;
+use crate::route::resolve_with_overrides;
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::codec::{decode_request, encode_request};
@@ -27,9 +27,10 @@ pub async fn chat(
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_chat(&obj)?;
     ctx.model = Some(head.model.clone());
-    let route = resolve(snap, &g.live.discovered(), &head.model)?;
+    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
     let p = route.provider.clone();
-    ctx.provider = Some(p.name.clone());
+    ctx.routed(&route);
+    super::apply_defaults(&mut obj, route.defaults.as_ref());
     let wire = p.kind.wire();
     let (out, mode) = if wire == WireDialect::OpenAi {
         rewrite_chat(&mut obj, &route.upstream_model, head.stream)?;
@@ -41,8 +42,9 @@ pub async fn chat(
             },
         )
     } else {
+        let rewritten = route.defaults.as_ref().map(|_| obj.to_vec());
         drop(obj);
-        let mut ir = decode_request(WireDialect::OpenAi, &body)?;
+        let mut ir = decode_request(WireDialect::OpenAi, rewritten.as_deref().unwrap_or(&body))?;
         ir.model = route.upstream_model.clone();
         let out = encode_request(wire, &ir)?;
         (
@@ -54,13 +56,7 @@ pub async fn chat(
             },
         )
     };
-    let path = upstream_path(
-        &p,
-        Op::Chat {
-            stream: head.stream,
-        },
-        &route.upstream_model,
-    );
+    let path = upstream_path(&p, Op::Chat { stream: head.stream }, &route.upstream_model);
     let req = build_request(&p, "POST", &path, out.len(), head.stream, &[])?;
     exchange(g, session, ctx, &p, req, Bytes::from(out), mode).await
 }

@@ -6,15 +6,13 @@ use super::{build_request, upstream_path, with_provider, Op, MAX_RESPONSE};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
 use crate::proxy::{respond_error, respond_json, Gateway, RequestCtx};
-use crate::route::resolve;
+use crate::route::resolve_with_overrides;
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::error::Dialect;
 use switchyard_filters::gemini::{embeddings_request, embeddings_response};
 use switchyard_filters::ir::WireDialect;
-use switchyard_filters::passthrough::{
-    fix_embeddings_encoding, inspect_embeddings, response_usage, JsonObject,
-};
+use switchyard_filters::passthrough::{fix_embeddings_encoding, inspect_embeddings, response_usage, JsonObject};
 
 /// Serves one embeddings request.
 pub async fn embeddings(
@@ -27,17 +25,17 @@ pub async fn embeddings(
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_embeddings(&obj)?;
     ctx.model = Some(head.model.clone());
-    let route = resolve(snap, &g.live.discovered(), &head.model)?;
+    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
     let p = route.provider.clone();
-    ctx.provider = Some(p.name.clone());
+    ctx.routed(&route);
+    super::apply_defaults(&mut obj, route.defaults.as_ref());
     let (out, gemini_meta) = match p.kind.wire() {
         WireDialect::OpenAi => {
-            let model = serde_json::value::to_raw_value(&route.upstream_model).map_err(|e| {
-                GatewayError::InvalidRequest {
+            let model =
+                serde_json::value::to_raw_value(&route.upstream_model).map_err(|e| GatewayError::InvalidRequest {
                     message: format!("model name cannot be encoded: {e}"),
                     param: Some("model".into()),
-                }
-            })?;
+                })?;
             obj.set_raw("model", model);
             (obj.to_vec(), None)
         }
@@ -59,6 +57,7 @@ pub async fn embeddings(
     let path = upstream_path(&p, Op::Embeddings, &route.upstream_model);
     let req = build_request(&p, "POST", &path, out.len(), false, &[])?;
     let mut ex = g.upstream.send(&p, req, Bytes::from(out)).await?;
+    ctx.upstream_status = Some(ex.status());
     if ex.status() >= 300 {
         let (e, headers) = super::upstream_failure(g, &p, ex).await;
         ctx.error = Some(e.kind());

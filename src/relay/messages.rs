@@ -11,7 +11,7 @@ use super::{build_request, exchange, upstream_path, Mode, Op};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
 use crate::proxy::{respond_json, Gateway, RequestCtx};
-use crate::route::resolve;
+use crate::route::resolve_with_overrides;
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::anthropic::passthrough::inspect_messages;
@@ -53,20 +53,18 @@ pub async fn messages(
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_messages(&obj)?;
     ctx.model = Some(head.model.clone());
-    let route = resolve(snap, &g.live.discovered(), &head.model)?;
+    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
     let p = route.provider.clone();
-    ctx.provider = Some(p.name.clone());
+    ctx.routed(&route);
+    super::apply_defaults(&mut obj, route.defaults.as_ref());
     let wire = p.kind.wire();
     let (out, mode, passthrough) = if wire == WireDialect::Anthropic {
         obj.set_raw("model", model_json(&route.upstream_model)?);
-        (
-            obj.to_vec(),
-            Mode::AnthropicPass,
-            anthropic_headers(session),
-        )
+        (obj.to_vec(), Mode::AnthropicPass, anthropic_headers(session))
     } else {
+        let rewritten = route.defaults.as_ref().map(|_| obj.to_vec());
         drop(obj);
-        let mut ir = decode_request(WireDialect::Anthropic, &body)?;
+        let mut ir = decode_request(WireDialect::Anthropic, rewritten.as_deref().unwrap_or(&body))?;
         ir.model = route.upstream_model.clone();
         let out = encode_request(wire, &ir)?;
         let mode = Mode::Translate {
@@ -76,13 +74,7 @@ pub async fn messages(
         };
         (out, mode, Vec::new())
     };
-    let path = upstream_path(
-        &p,
-        Op::Chat {
-            stream: head.stream,
-        },
-        &route.upstream_model,
-    );
+    let path = upstream_path(&p, Op::Chat { stream: head.stream }, &route.upstream_model);
     let req = build_request(&p, "POST", &path, out.len(), head.stream, &passthrough)?;
     exchange(g, session, ctx, &p, req, Bytes::from(out), mode).await
 }
@@ -102,35 +94,24 @@ pub async fn count_tokens(
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_messages(&obj)?;
     ctx.model = Some(head.model.clone());
-    let route = resolve(snap, &g.live.discovered(), &head.model)?;
+    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
     let p = route.provider.clone();
-    ctx.provider = Some(p.name.clone());
+    ctx.routed(&route);
+    super::apply_defaults(&mut obj, route.defaults.as_ref());
     if p.kind.wire() == WireDialect::Anthropic {
         obj.set_raw("model", model_json(&route.upstream_model)?);
         let out = obj.to_vec();
         let path = upstream_path(&p, Op::CountTokens, &route.upstream_model);
-        let req = build_request(
-            &p,
-            "POST",
-            &path,
-            out.len(),
-            false,
-            &anthropic_headers(session),
-        )?;
+        let req = build_request(&p, "POST", &path, out.len(), false, &anthropic_headers(session))?;
         let mode = Mode::AnthropicPass;
         return exchange(g, session, ctx, &p, req, Bytes::from(out), mode).await;
     }
     drop(obj);
     let ir = decode_request(WireDialect::Anthropic, &body)?;
     let n = estimate_input_tokens(&ir);
-    let out = serde_json::json!({"input_tokens": n})
-        .to_string()
-        .into_bytes();
+    let out = serde_json::json!({"input_tokens": n}).to_string().into_bytes();
     let headers = vec![
-        (
-            "x-switchyard-token-count".to_string(),
-            "estimate".to_string(),
-        ),
+        ("x-switchyard-token-count".to_string(), "estimate".to_string()),
         ("x-switchyard-provider".to_string(), p.name.clone()),
     ];
     respond_json(session, ctx, 200, out, &headers).await;

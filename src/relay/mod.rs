@@ -22,17 +22,11 @@ use crate::upstream::Exchange;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
-use switchyard_filters::anthropic::passthrough::{
-    response_usage as anthropic_usage, AnthropicStreamPassthrough,
-};
-use switchyard_filters::codec::{
-    translate_response, CodecError, ResponseOptions, StreamTranslator,
-};
+use switchyard_filters::anthropic::passthrough::{response_usage as anthropic_usage, AnthropicStreamPassthrough};
+use switchyard_filters::codec::{translate_response, CodecError, ResponseOptions, StreamTranslator};
 use switchyard_filters::error::{render, upstream_error_message, Dialect};
 use switchyard_filters::ir::WireDialect;
-use switchyard_filters::passthrough::{
-    response_usage as openai_usage, BodyError, OpenAiStreamPassthrough,
-};
+use switchyard_filters::passthrough::{response_usage as openai_usage, BodyError, OpenAiStreamPassthrough};
 use switchyard_filters::usage::Usage;
 
 /// Largest non-streamed upstream response we accept (embeddings of big
@@ -159,15 +153,10 @@ pub fn build_request(
         provider: p.name.clone(),
         detail: "could not build the upstream request".into(),
     };
-    let mut req =
-        RequestHeader::build(method, path.as_bytes(), Some(8 + p.headers.len())).map_err(bad)?;
-    req.insert_header("host", p.base.host_header.as_str())
+    let mut req = RequestHeader::build(method, path.as_bytes(), Some(8 + p.headers.len())).map_err(bad)?;
+    req.insert_header("host", p.base.host_header.as_str()).map_err(bad)?;
+    req.insert_header("user-agent", concat!("switchyard/", env!("CARGO_PKG_VERSION")))
         .map_err(bad)?;
-    req.insert_header(
-        "user-agent",
-        concat!("switchyard/", env!("CARGO_PKG_VERSION")),
-    )
-    .map_err(bad)?;
     req.insert_header(
         "accept",
         if stream {
@@ -178,10 +167,8 @@ pub fn build_request(
     )
     .map_err(bad)?;
     if method == "POST" {
-        req.insert_header("content-type", "application/json")
-            .map_err(bad)?;
-        req.insert_header("content-length", body_len.to_string())
-            .map_err(bad)?;
+        req.insert_header("content-type", "application/json").map_err(bad)?;
+        req.insert_header("content-length", body_len.to_string()).map_err(bad)?;
     }
     if let Some(key) = p.next_key() {
         let (name, value) = p.auth_style().header(key.expose());
@@ -192,8 +179,7 @@ pub fn build_request(
             .iter()
             .find(|(k, _)| *k == "anthropic-version")
             .map_or(ANTHROPIC_VERSION, |(_, v)| v.as_str());
-        req.insert_header("anthropic-version", version)
-            .map_err(bad)?;
+        req.insert_header("anthropic-version", version).map_err(bad)?;
         for (k, v) in passthrough.iter().filter(|(k, _)| *k == "anthropic-beta") {
             req.append_header(*k, v.as_str()).map_err(bad)?;
         }
@@ -206,11 +192,7 @@ pub fn build_request(
 
 /// Turns an upstream error status into our error (401/403 → 502: it is the
 /// gateway's credential that failed, not the caller's).
-async fn upstream_failure(
-    g: &Gateway,
-    p: &Provider,
-    mut ex: Exchange,
-) -> (GatewayError, Vec<(String, String)>) {
+async fn upstream_failure(g: &Gateway, p: &Provider, mut ex: Exchange) -> (GatewayError, Vec<(String, String)>) {
     let status = ex.status();
     let headers = ex.passthrough_headers();
     let body = ex.read_all(MAX_ERROR_BODY).await.unwrap_or_default();
@@ -290,14 +272,13 @@ impl Mode {
                 let u = anthropic_usage(&body);
                 Ok((body, u))
             }
-            Mode::Translate {
-                upstream, caller, ..
-            } => {
+            Mode::Translate { upstream, caller, .. } => {
                 let (out, u) =
-                    translate_response(*upstream, *caller, &body, &Self::response_options(false))
-                        .map_err(|e| GatewayError::UpstreamProtocol {
-                        provider: p.name.clone(),
-                        detail: e.message,
+                    translate_response(*upstream, *caller, &body, &Self::response_options(false)).map_err(|e| {
+                        GatewayError::UpstreamProtocol {
+                            provider: p.name.clone(),
+                            detail: e.message,
+                        }
                     })?;
                 Ok((out, Some(u)))
             }
@@ -357,12 +338,10 @@ impl StreamProc {
             StreamProc::Anthropic(p) => {
                 p.finish(out);
                 if !p.completed() && p.error().is_none() {
-                    let e = failure
-                        .cloned()
-                        .unwrap_or_else(|| GatewayError::UpstreamProtocol {
-                            provider: "upstream".into(),
-                            detail: "stream ended before message_stop".into(),
-                        });
+                    let e = failure.cloned().unwrap_or_else(|| GatewayError::UpstreamProtocol {
+                        provider: "upstream".into(),
+                        detail: "stream ended before message_stop".into(),
+                    });
                     out.extend_from_slice(b"event: error\ndata: ");
                     out.extend_from_slice(&render(Dialect::Anthropic, &e.info()));
                     out.extend_from_slice(b"\n\n");
@@ -409,6 +388,7 @@ pub async fn exchange(
     mode: Mode,
 ) -> Result<(), GatewayError> {
     let mut ex = g.upstream.send(p, req, body).await?;
+    ctx.upstream_status = Some(ex.status());
     if ex.status() >= 300 {
         let (e, headers) = upstream_failure(g, p, ex).await;
         ctx.error = Some(e.kind());
@@ -428,10 +408,21 @@ pub async fn exchange(
     Ok(())
 }
 
-pub(crate) fn with_provider(
-    mut headers: Vec<(String, String)>,
-    p: &Provider,
-) -> Vec<(String, String)> {
+/// Fills parameters an override pins, where the caller did not set them.
+pub(crate) fn apply_defaults(
+    obj: &mut switchyard_filters::passthrough::JsonObject<'_>,
+    defaults: Option<&serde_json::Map<String, serde_json::Value>>,
+) {
+    for (k, v) in defaults.into_iter().flatten() {
+        if obj.get(k).is_none() {
+            if let Ok(raw) = serde_json::value::to_raw_value(v) {
+                obj.set_raw(k, raw);
+            }
+        }
+    }
+}
+
+pub(crate) fn with_provider(mut headers: Vec<(String, String)>, p: &Provider) -> Vec<(String, String)> {
     headers.push(("x-switchyard-provider".into(), p.name.clone()));
     headers
 }
@@ -458,11 +449,8 @@ async fn relay_stream(
         let _ = resp.append_header(k, v.as_str());
     }
     ctx.status = 200;
-    if session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .is_err()
-    {
+    crate::proxy::close_if_shutting_down(session);
+    if session.write_response_header(Box::new(resp), false).await.is_err() {
         ctx.client_gone = true;
         return;
     }
@@ -507,16 +495,12 @@ async fn relay_stream(
     }
 }
 
-async fn write_chunk(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    out: &[u8],
-    end: bool,
-) -> Result<(), ()> {
+async fn write_chunk(session: &mut Session, ctx: &mut RequestCtx, out: &[u8], end: bool) -> Result<(), ()> {
     if out.is_empty() && !end {
         return Ok(());
     }
     ctx.bytes_out += out.len();
+    crate::accounting::capture(ctx, out);
     let data = if out.is_empty() {
         None
     } else {

@@ -2,6 +2,7 @@
 //! embedded sled default. No `sled::` type leaves `store/sled.rs`.
 
 pub mod encode;
+pub mod lazy;
 pub mod query;
 pub mod rollup;
 pub mod sled;
@@ -22,7 +23,6 @@ pub enum StoreError {
     /// Stored bytes could not be decoded (damage or a foreign format).
     Corrupt(String),
     /// A value could not be encoded (e.g. an override that is not JSON).
-    #[allow(dead_code)] // constructed by override_put, used by a later issue
     Encode(String),
 }
 
@@ -84,12 +84,9 @@ pub trait Store: Send + Sync {
     fn enforce_retention(&self, now_ms: u64, usage_days: u32, audit_days: u32) -> Result<(u64, u64), StoreError>;
 
     /// Every model override, by public model name.
-    #[allow(dead_code)] // model overrides arrive with a later issue
     fn overrides_list(&self) -> Result<Vec<(String, ModelOverride)>, StoreError>;
     /// Creates or replaces one override.
-    #[allow(dead_code)] // model overrides arrive with a later issue
     fn override_put(&self, name: &str, o: &ModelOverride) -> Result<(), StoreError>;
     /// Deletes one override; true when it existed.
-    #[allow(dead_code)] // model overrides arrive with a later issue
     fn override_delete(&self, name: &str) -> Result<bool, StoreError>;
 }

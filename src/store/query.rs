@@ -293,7 +293,7 @@ pub struct Page<T> {
 /// An operator's override of one public model (used by a later issue):
 /// reroute it, disable it, or pin request parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[allow(dead_code)] // model overrides arrive with a later issue
+
 pub struct ModelOverride {
     /// Route to this `provider/model` instead.
     #[serde(default)]

@@ -14,10 +14,7 @@ pub async fn setup(extra: &[(&str, String)]) -> (MockUpstream, Gateway) {
     let mut env = vec![
         ("OPENAI_API_KEY", "sk-provider-1".to_string()),
         ("OPENAI_BASE_URL", format!("{}/v1", mock.base_url())),
-        (
-            "OPENAI_MODELS",
-            "gpt-4o-mini,text-embedding-3-small".to_string(),
-        ),
+        ("OPENAI_MODELS", "gpt-4o-mini,text-embedding-3-small".to_string()),
         ("SWITCHYARD_MASTER_KEY", MASTER.to_string()),
     ];
     env.extend(extra.iter().cloned());
@@ -98,10 +95,7 @@ async fn prefix_alias_suffixed_instance_and_key_rotation() {
     // Alias.
     let (s, _) = post(&gw, "/v1/chat/completions", &chat("fast")).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        east.requests().pop().expect("east").json()["model"],
-        "east-model"
-    );
+    assert_eq!(east.requests().pop().expect("east").json()["model"], "east-model");
 
     // Bare name of the suffixed instance.
     let (s, _) = post(&gw, "/v1/chat/completions", &chat("east-model")).await;
@@ -118,10 +112,7 @@ async fn prefix_alias_suffixed_instance_and_key_rotation() {
         .iter()
         .map(|r| r.header("authorization").unwrap_or("").to_string())
         .collect();
-    assert_eq!(
-        keys,
-        ["Bearer sk-a", "Bearer sk-b", "Bearer sk-a", "Bearer sk-b"]
-    );
+    assert_eq!(keys, ["Bearer sk-a", "Bearer sk-b", "Bearer sk-a", "Bearer sk-b"]);
 }
 
 #[tokio::test]
@@ -220,10 +211,7 @@ async fn embeddings_float_and_base64_through_openai_mock() {
     .await;
     assert_eq!(s, 200);
     assert!(b["data"][0]["embedding"].is_string());
-    assert_eq!(
-        mock.requests().last().expect("req").json()["encoding_format"],
-        "base64"
-    );
+    assert_eq!(mock.requests().last().expect("req").json()["encoding_format"], "base64");
 }
 
 #[tokio::test]
@@ -260,11 +248,7 @@ async fn models_lists_qualified_ids_aliases_and_discovered() {
         .collect();
     assert!(ids.contains(&"groq/llama-big"), "{ids:?}");
     assert!(ids.contains(&"smart"), "{ids:?}");
-    let discovered: Vec<&str> = ids
-        .iter()
-        .copied()
-        .filter(|i| i.starts_with("openai/"))
-        .collect();
+    let discovered: Vec<&str> = ids.iter().copied().filter(|i| i.starts_with("openai/")).collect();
     assert!(!discovered.is_empty(), "discovered models missing: {ids:?}");
     // A discovered bare name routes to the discovering provider.
     let bare = discovered[0].trim_start_matches("openai/").to_string();
@@ -275,10 +259,7 @@ async fn models_lists_qualified_ids_aliases_and_discovered() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
-    assert!(disc
-        .requests()
-        .iter()
-        .any(|r| r.path == "/v1/chat/completions"));
+    assert!(disc.requests().iter().any(|r| r.path == "/v1/chat/completions"));
 }
 
 #[tokio::test]
@@ -296,18 +277,16 @@ async fn health_and_ready() {
 
 #[tokio::test]
 async fn upstream_response_headers_and_content_pass_through() {
-    let handler = Arc::new(
-        |_r: &crate::support::mock::RecordedRequest| MockResponse::Json {
-            status: 200,
-            body: openai_chat_completion("m", "exact content ✓", (5, 7))
-                .to_string()
-                .into_bytes(),
-            headers: vec![
-                ("x-ratelimit-remaining-requests".into(), "99".into()),
-                ("set-cookie".into(), "a=b".into()),
-            ],
-        },
-    );
+    let handler = Arc::new(|_r: &crate::support::mock::RecordedRequest| MockResponse::Json {
+        status: 200,
+        body: openai_chat_completion("m", "exact content ✓", (5, 7))
+            .to_string()
+            .into_bytes(),
+        headers: vec![
+            ("x-ratelimit-remaining-requests".into(), "99".into()),
+            ("set-cookie".into(), "a=b".into()),
+        ],
+    });
     let mock = MockUpstream::start(handler).await;
     let gw = Gateway::start(&[
         ("OPENAI_API_KEY", "k".into()),
@@ -333,9 +312,7 @@ async fn upstream_response_headers_and_content_pass_through() {
         "provider cookies must not leak"
     );
     assert_eq!(
-        r.headers()
-            .get("x-switchyard-provider")
-            .map(|v| v.to_str().ok()),
+        r.headers().get("x-switchyard-provider").map(|v| v.to_str().ok()),
         Some(Some("openai"))
     );
     let v: Value = r.json().await.expect("json");

@@ -15,9 +15,7 @@ async fn send_raw(
     key: Option<&str>,
 ) -> (u16, Value, reqwest::header::HeaderMap) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut rb = client()
-        .request(method, format!("{}{path}", gw.base_url))
-        .body(body);
+    let mut rb = client().request(method, format!("{}{path}", gw.base_url)).body(body);
     if let Some(k) = key {
         rb = rb.bearer_auth(k);
     }
@@ -25,17 +23,13 @@ async fn send_raw(
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.expect("text");
-    let v: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, v, headers)
 }
 
 fn assert_envelope(v: &Value) {
     let e = &v["error"];
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message: {v}"
-    );
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {v}");
     assert!(e["type"].is_string(), "type: {v}");
     assert!(
         e.get("param").is_some() && e.get("code").is_some(),
@@ -121,10 +115,7 @@ async fn request_errors() {
                 .is_some_and(|m| m.contains("gpt-9-ultra")));
         }
         if want == 405 {
-            assert_eq!(
-                headers.get("allow").map(|h| h.to_str().ok()),
-                Some(Some("POST"))
-            );
+            assert_eq!(headers.get("allow").map(|h| h.to_str().ok()), Some(Some("POST")));
         }
     }
     // The gateway is still healthy after all of that.
@@ -187,10 +178,7 @@ async fn upstream_timeout_is_504() {
 #[tokio::test]
 async fn upstream_statuses_pass_through_and_bad_provider_key_is_502() {
     let handler = Arc::new(|r: &RecordedRequest| {
-        let model = r.json()["messages"][0]["content"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let model = r.json()["messages"][0]["content"].as_str().unwrap_or("").to_string();
         let (status, msg, headers) = match model.as_str() {
             "429" => (
                 429,
@@ -222,16 +210,10 @@ async fn upstream_statuses_pass_through_and_bad_provider_key_is_502() {
         match trigger {
             "429" => {
                 assert!(msg.contains("Rate limit reached"), "{msg}");
-                assert_eq!(
-                    h.get("retry-after").map(|x| x.to_str().ok()),
-                    Some(Some("7"))
-                );
+                assert_eq!(h.get("retry-after").map(|x| x.to_str().ok()), Some(Some("7")));
                 assert_eq!(v["error"]["type"], "rate_limit_error");
             }
-            "401" => assert!(
-                msg.contains("gateway's credential") && msg.contains("openai"),
-                "{msg}"
-            ),
+            "401" => assert!(msg.contains("gateway's credential") && msg.contains("openai"), "{msg}"),
             _ => assert!(msg.contains(&format!("returned {want}")), "{msg}"),
         }
     }

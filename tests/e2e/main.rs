@@ -3,9 +3,11 @@
 
 mod core;
 mod errors;
+mod ops;
 mod providers;
 mod sdk;
 mod sdk_translated;
 mod streaming;
 mod support;
 mod translate;
+mod usage;

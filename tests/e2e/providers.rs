@@ -15,9 +15,7 @@ fn recording_handler() -> Arc<dyn Fn(&RecordedRequest) -> MockResponse + Send + 
             .unwrap_or_else(|| "deployment".into());
         MockResponse::Json {
             status: 200,
-            body: openai_chat_completion(&model, "ok", (1, 1))
-                .to_string()
-                .into_bytes(),
+            body: openai_chat_completion(&model, "ok", (1, 1)).to_string().into_bytes(),
             headers: vec![],
         }
     })
@@ -83,9 +81,7 @@ async fn tls_provider(dir: &std::path::Path) -> (u16, Arc<Mutex<Vec<String>>>) {
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let snis = Arc::new(Mutex::new(Vec::new()));
     let seen = snis.clone();
@@ -176,9 +172,7 @@ async fn tls_upstream_verifies_against_system_roots_with_sni() {
     let (s, v) = chat(&gw2, "tls-model").await;
     assert_eq!(s, 502, "{v}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("openai")),
+        v["error"]["message"].as_str().is_some_and(|m| m.contains("openai")),
         "{v}"
     );
 
@@ -199,11 +193,7 @@ async fn tls_upstream_verifies_against_system_roots_with_sni() {
 async fn check_config_prints_every_error_and_exits_1() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("bad.yaml");
-    std::fs::write(
-        &cfg,
-        "listen: nope\nbogus: 1\nproviders:\n  x:\n    type: wat\n",
-    )
-    .expect("write");
+    std::fs::write(&cfg, "listen: nope\nbogus: 1\nproviders:\n  x:\n    type: wat\n").expect("write");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["check-config", "--config"])
         .arg(&cfg)
@@ -227,10 +217,7 @@ async fn check_config_prints_every_error_and_exits_1() {
     assert_eq!(ok.status.code(), Some(0));
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(text.contains("provider openai"), "{text}");
-    assert!(
-        !text.contains("sk-secret-value"),
-        "secrets must not be printed"
-    );
+    assert!(!text.contains("sk-secret-value"), "secrets must not be printed");
     let v = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .arg("version")
         .output()

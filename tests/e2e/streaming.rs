@@ -3,9 +3,7 @@
 //! mid-stream failure ends with an error event.
 
 use crate::support::gateway::Gateway;
-use crate::support::mock::{
-    openai_chat_chunk, sse_data, MockResponse, MockUpstream, RecordedRequest, Step,
-};
+use crate::support::mock::{openai_chat_chunk, sse_data, MockResponse, MockUpstream, RecordedRequest, Step};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -18,10 +16,7 @@ fn events(text: &str) -> Vec<String> {
         .filter_map(|block| {
             let data: Vec<&str> = block
                 .lines()
-                .filter_map(|l| {
-                    l.strip_prefix("data:")
-                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                })
+                .filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d)))
                 .collect();
             (!data.is_empty()).then(|| data.join("\n"))
         })
@@ -32,11 +27,7 @@ fn content_of(events: &[String]) -> String {
     events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
         .collect()
 }
 
@@ -50,8 +41,7 @@ async fn gateway(mock: &MockUpstream) -> Gateway {
 }
 
 fn stream_request(include_usage: Option<bool>) -> Value {
-    let mut body =
-        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut body = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     if let Some(u) = include_usage {
         body["stream_options"] = json!({"include_usage": u});
     }
@@ -167,14 +157,8 @@ async fn chunks_arrive_before_the_next_is_sent_and_usage_chunk_is_stripped() {
         .lines()
         .find(|l| l.contains("endpoint=chat"))
         .unwrap_or_else(|| panic!("no access line:\n{log}"));
-    assert!(
-        line.contains("tokens_in=11") && line.contains("tokens_out=3"),
-        "{line}"
-    );
-    assert!(
-        line.contains("ttft_ms=") && !line.contains("ttft_ms=-"),
-        "{line}"
-    );
+    assert!(line.contains("tokens_in=11") && line.contains("tokens_out=3"), "{line}");
+    assert!(line.contains("ttft_ms=") && !line.contains("ttft_ms=-"), "{line}");
 }
 
 #[tokio::test]
@@ -241,9 +225,7 @@ async fn mid_stream_failure_ends_with_an_error_event() {
     assert_eq!(content_of(&evs), "partial");
     let last: Value = serde_json::from_str(evs.last().expect("events")).expect("json");
     assert!(
-        last["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
+        last["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{text}"
     );
     assert!(

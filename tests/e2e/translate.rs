@@ -21,8 +21,8 @@ fn fixture(path: &str) -> Vec<u8> {
 async fn replay(stream: &str, whole: &str) -> MockUpstream {
     let (s, w) = (fixture(stream), fixture(whole));
     MockUpstream::start(Arc::new(move |r: &RecordedRequest| {
-        let streamed = r.path.contains("stream")
-            || serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["stream"] == true);
+        let streamed =
+            r.path.contains("stream") || serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["stream"] == true);
         if streamed {
             MockResponse::Stream {
                 status: 200,
@@ -58,10 +58,7 @@ fn gemini_env(mock: &MockUpstream) -> Vec<(&'static str, String)> {
     vec![
         ("GEMINI_API_KEY", "gm-provider".into()),
         ("GEMINI_BASE_URL", mock.base_url()),
-        (
-            "GEMINI_MODELS",
-            "gemini-2.5-flash,text-embedding-004".into(),
-        ),
+        ("GEMINI_MODELS", "gemini-2.5-flash,text-embedding-004".into()),
     ]
 }
 
@@ -73,15 +70,8 @@ fn openai_env(mock: &MockUpstream) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn post(
-    gw: &Gateway,
-    path: &str,
-    body: &Value,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut rb = reqwest::Client::new()
-        .post(format!("{}{path}", gw.base_url))
-        .json(body);
+async fn post(gw: &Gateway, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut rb = reqwest::Client::new().post(format!("{}{path}", gw.base_url)).json(body);
     for (k, v) in headers {
         rb = rb.header(*k, *v);
     }
@@ -98,10 +88,7 @@ fn anthropic_events(text: &str) -> Vec<(String, Value)> {
                 .find_map(|l| l.strip_prefix("event: "))
                 .unwrap_or("")
                 .to_string();
-            let data: String = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect();
+            let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
             (name, serde_json::from_str(&data).unwrap_or(Value::Null))
         })
         .collect()
@@ -145,11 +132,7 @@ fn assert_anthropic_sequence(events: &[(String, Value)]) {
 
 #[tokio::test]
 async fn anthropic_caller_over_openai_provider_streams_tool_use_exactly() {
-    let mock = replay(
-        "openai/parallel_tools.stream.sse",
-        "openai/parallel_tools.resp.json",
-    )
-    .await;
+    let mock = replay("openai/parallel_tools.stream.sse", "openai/parallel_tools.resp.json").await;
     let gw = gateway(&openai_env(&mock)).await;
     let body = json!({
         "model": "gpt-4o", "max_tokens": 300, "stream": true,
@@ -187,26 +170,16 @@ async fn anthropic_caller_over_openai_provider_streams_tool_use_exactly() {
             .filter(|(n, d)| n == "content_block_delta" && d["index"] == idx)
             .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
             .collect();
-        let input: Value =
-            serde_json::from_str(&json_text).unwrap_or_else(|_| panic!("tool {i}: {json_text}"));
+        let input: Value = serde_json::from_str(&json_text).unwrap_or_else(|_| panic!("tool {i}: {json_text}"));
         assert!(input.is_object());
     }
-    let delta = &events
-        .iter()
-        .find(|(n, _)| n == "message_delta")
-        .expect("delta")
-        .1;
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").expect("delta").1;
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
-    assert!(delta["usage"]["output_tokens"]
-        .as_u64()
-        .is_some_and(|n| n > 0));
+    assert!(delta["usage"]["output_tokens"].as_u64().is_some_and(|n| n > 0));
     // What the OpenAI provider received.
     let up = mock.requests().pop().expect("upstream");
     assert_eq!(up.path, "/v1/chat/completions");
-    assert_eq!(
-        up.header("authorization"),
-        Some("Bearer sk-openai-provider")
-    );
+    assert_eq!(up.header("authorization"), Some("Bearer sk-openai-provider"));
     let j = up.json();
     assert_eq!(j["messages"][0]["role"], "system");
     assert_eq!(j["stream_options"]["include_usage"], true);
@@ -215,11 +188,7 @@ async fn anthropic_caller_over_openai_provider_streams_tool_use_exactly() {
 
 #[tokio::test]
 async fn openai_caller_over_anthropic_provider_keeps_thinking_out_of_content() {
-    let mock = replay(
-        "anthropic/thinking.stream.sse",
-        "anthropic/thinking.resp.json",
-    )
-    .await;
+    let mock = replay("anthropic/thinking.stream.sse", "anthropic/thinking.resp.json").await;
     let gw = gateway(&anthropic_env(&mock)).await;
     let body = json!({"model": "claude-sonnet-4-5", "stream": true, "stream_options": {"include_usage": true},
         "reasoning_effort": "low", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Think, then answer."}]});
@@ -232,15 +201,9 @@ async fn openai_caller_over_anthropic_provider_keeps_thinking_out_of_content() {
     .await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("text");
-    let chunks: Vec<&str> = text
-        .split("\n\n")
-        .filter_map(|b| b.strip_prefix("data: "))
-        .collect();
+    let chunks: Vec<&str> = text.split("\n\n").filter_map(|b| b.strip_prefix("data: ")).collect();
     assert_eq!(chunks.last(), Some(&"[DONE]"), "{text}");
-    let parsed: Vec<Value> = chunks
-        .iter()
-        .filter_map(|c| serde_json::from_str(c).ok())
-        .collect();
+    let parsed: Vec<Value> = chunks.iter().filter_map(|c| serde_json::from_str(c).ok()).collect();
     let reasoning: String = parsed
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
@@ -250,37 +213,24 @@ async fn openai_caller_over_anthropic_provider_keeps_thinking_out_of_content() {
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
     assert!(!reasoning.is_empty() && !content.is_empty(), "{text}");
-    assert!(
-        !content.contains(&reasoning),
-        "thinking leaked into content"
-    );
+    assert!(!content.contains(&reasoning), "thinking leaked into content");
     let usage: Vec<&Value> = parsed.iter().filter(|c| c["usage"].is_object()).collect();
     assert_eq!(usage.len(), 1, "exactly one usage chunk: {text}");
-    assert!(usage[0]["usage"]["prompt_tokens"]
-        .as_u64()
-        .is_some_and(|n| n >= 40));
+    assert!(usage[0]["usage"]["prompt_tokens"].as_u64().is_some_and(|n| n >= 40));
     let up = mock.requests().pop().expect("upstream");
     assert_eq!(up.path, "/v1/messages");
     assert_eq!(up.header("x-api-key"), Some("sk-ant-provider"));
     assert_eq!(up.header("anthropic-version"), Some("2023-06-01"));
     assert!(up.header("authorization").is_none());
     let j = up.json();
-    assert_eq!(
-        j["system"].as_str().map(|s| s.contains("Be brief")),
-        Some(true),
-        "{j}"
-    );
+    assert_eq!(j["system"].as_str().map(|s| s.contains("Be brief")), Some(true), "{j}");
     assert!(j["max_tokens"].as_u64().is_some());
     assert_eq!(j["thinking"]["type"], "enabled");
 }
 
 #[tokio::test]
 async fn openai_caller_over_gemini_provider_gets_tool_calls() {
-    let mock = replay(
-        "gemini/parallel_tools.stream.sse",
-        "gemini/parallel_tools.resp.json",
-    )
-    .await;
+    let mock = replay("gemini/parallel_tools.stream.sse", "gemini/parallel_tools.resp.json").await;
     let gw = gateway(&gemini_env(&mock)).await;
     let body = json!({"model": "gemini-2.5-flash", "stream": true,
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "additionalProperties": false}}},
@@ -313,15 +263,9 @@ async fn openai_caller_over_gemini_provider_gets_tool_calls() {
         .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
         .collect();
     assert_eq!(finish, ["tool_calls"]);
-    assert!(
-        !text.contains("\"choices\":[]"),
-        "no usage chunk unless asked: {text}"
-    );
+    assert!(!text.contains("\"choices\":[]"), "no usage chunk unless asked: {text}");
     let up = mock.requests().pop().expect("upstream");
-    assert_eq!(
-        up.path,
-        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-    );
+    assert_eq!(up.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
     assert_eq!(up.header("x-goog-api-key"), Some("gm-provider"));
     let j = up.json();
     assert!(j["tools"][0]["functionDeclarations"].is_array(), "{j}");
@@ -354,7 +298,13 @@ async fn non_streamed_translations_both_ways() {
         .as_str()
         .is_some_and(|s| !s.is_empty()));
     assert!(v["usage"]["prompt_tokens"].as_u64().is_some_and(|n| n > 0));
-    let r = post(&gw, "/v1/messages", &json!({"model": "gemini-2.5-flash", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}), &[("authorization", &auth)]).await;
+    let r = post(
+        &gw,
+        "/v1/messages",
+        &json!({"model": "gemini-2.5-flash", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}),
+        &[("authorization", &auth)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["type"], "message");
@@ -483,7 +433,8 @@ async fn count_tokens_forwarded_or_estimated() {
     let mut env = anthropic_env(&ant);
     env.extend(openai_env(&oai));
     let gw = gateway(&env).await;
-    let body = |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}]});
+    let body =
+        |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}]});
     let r = post(
         &gw,
         "/v1/messages/count_tokens",
@@ -492,36 +443,22 @@ async fn count_tokens_forwarded_or_estimated() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.json::<Value>().await.expect("json"),
-        json!({"input_tokens": 42})
-    );
+    assert_eq!(r.json::<Value>().await.expect("json"), json!({"input_tokens": 42}));
     assert_eq!(
         ant.requests().pop().expect("forwarded").json()["model"],
         "claude-sonnet-4-5"
     );
-    let r = post(
-        &gw,
-        "/v1/messages/count_tokens",
-        &body("gpt-4o"),
-        &[("x-api-key", KEY)],
-    )
-    .await;
+    let r = post(&gw, "/v1/messages/count_tokens", &body("gpt-4o"), &[("x-api-key", KEY)]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        r.headers()
-            .get("x-switchyard-token-count")
-            .map(|v| v.to_str().ok()),
+        r.headers().get("x-switchyard-token-count").map(|v| v.to_str().ok()),
         Some(Some("estimate"))
     );
     let n = r.json::<Value>().await.expect("json")["input_tokens"]
         .as_u64()
         .expect("count");
     assert!((5..100).contains(&n), "{n}");
-    assert!(
-        oai.requests().is_empty(),
-        "estimates never call the provider"
-    );
+    assert!(oai.requests().is_empty(), "estimates never call the provider");
 }
 
 #[tokio::test]
@@ -530,19 +467,9 @@ async fn anthropic_callers_get_anthropic_error_envelopes() {
     let gw = gateway(&openai_env(&oai)).await;
     let msg = json!({"model": "nope-model", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
     for (headers, body, want, kind) in [
-        (
-            vec![("x-api-key", KEY)],
-            msg.clone(),
-            404,
-            "not_found_error",
-        ),
+        (vec![("x-api-key", KEY)], msg.clone(), 404, "not_found_error"),
         (vec![], msg.clone(), 401, "authentication_error"),
-        (
-            vec![("x-api-key", "wrong")],
-            msg.clone(),
-            401,
-            "authentication_error",
-        ),
+        (vec![("x-api-key", "wrong")], msg.clone(), 401, "authentication_error"),
         (
             vec![("x-api-key", KEY)],
             json!({"max_tokens": 5, "messages": []}),
@@ -555,9 +482,7 @@ async fn anthropic_callers_get_anthropic_error_envelopes() {
         let v: Value = r.json().await.expect("json");
         assert_eq!(v["type"], "error", "{v}");
         assert_eq!(v["error"]["type"], kind, "{v}");
-        assert!(v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let r = reqwest::Client::new()
         .post(format!("{}/v1/messages", gw.base_url))
@@ -600,9 +525,6 @@ async fn gemini_embeddings_honour_base64() {
     assert_eq!(floats, [0.25, -0.5]);
     assert_eq!(v["data"][1]["index"], 1);
     let up = gem.requests().pop().expect("upstream");
-    assert_eq!(
-        up.path,
-        "/v1beta/models/text-embedding-004:batchEmbedContents"
-    );
+    assert_eq!(up.path, "/v1beta/models/text-embedding-004:batchEmbedContents");
     assert_eq!(up.json()["requests"].as_array().map(Vec::len), Some(2));
 }

@@ -38,10 +38,7 @@ pub fn stop_reason_from_anthropic(s: &str, stop_sequence: Option<&str>) -> StopR
 /// `max_tokens`), and `tool_use` is never reported without a `tool_use`
 /// block. `pause_turn` survives; other unknown reasons and provider errors
 /// become `end_turn`; content filters become `refusal`.
-pub fn stop_reason_to_anthropic(
-    r: Option<&StopReason>,
-    had_tool_calls: bool,
-) -> (&'static str, Option<String>) {
+pub fn stop_reason_to_anthropic(r: Option<&StopReason>, had_tool_calls: bool) -> (&'static str, Option<String>) {
     if had_tool_calls {
         return match r {
             Some(StopReason::MaxTokens) => ("max_tokens", None),
@@ -50,9 +47,7 @@ pub fn stop_reason_to_anthropic(
         };
     }
     match r {
-        None | Some(StopReason::EndTurn) | Some(StopReason::ToolUse) | Some(StopReason::Error) => {
-            ("end_turn", None)
-        }
+        None | Some(StopReason::EndTurn) | Some(StopReason::ToolUse) | Some(StopReason::Error) => ("end_turn", None),
         Some(StopReason::MaxTokens) => ("max_tokens", None),
         Some(StopReason::StopSequence(s)) => ("stop_sequence", s.clone()),
         Some(StopReason::ContentFilter) => ("refusal", None),
@@ -134,10 +129,7 @@ mod tests {
 
     #[test]
     fn tool_turns_are_tool_use() {
-        assert_eq!(
-            stop_reason_to_anthropic(Some(&StopReason::EndTurn), true).0,
-            "tool_use"
-        );
+        assert_eq!(stop_reason_to_anthropic(Some(&StopReason::EndTurn), true).0, "tool_use");
         assert_eq!(
             stop_reason_to_anthropic(Some(&StopReason::ToolUse), false).0,
             "end_turn"

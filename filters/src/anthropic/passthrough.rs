@@ -23,10 +23,7 @@ pub struct MessagesHead {
 /// Validates the fields routing depends on (`model`, `messages`, `stream`);
 /// the provider validates the rest.
 pub fn inspect_messages(obj: &JsonObject<'_>) -> Result<MessagesHead, BodyError> {
-    let model = match obj
-        .get("model")
-        .map(|r| serde_json::from_str::<Value>(r.get()))
-    {
+    let model = match obj.get("model").map(|r| serde_json::from_str::<Value>(r.get())) {
         None | Some(Ok(Value::Null)) => return Err(BodyError::MissingField("model")),
         Some(Ok(Value::String(s))) if !s.is_empty() => s,
         _ => {
@@ -198,10 +195,7 @@ mod tests {
         let (out, p) = run(&[STREAM.as_bytes()]);
         assert_eq!(out, STREAM.as_bytes());
         let u = p.usage().expect("usage");
-        assert_eq!(
-            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
-            (125, 100, 15)
-        );
+        assert_eq!((u.input_tokens, u.cached_input_tokens, u.output_tokens), (125, 100, 15));
         assert!(p.completed() && p.first_token_seen());
     }
 
@@ -225,9 +219,7 @@ mod tests {
 
     #[test]
     fn inspects_requests() {
-        let ok =
-            JsonObject::parse(br#"{"model":"claude","max_tokens":5,"messages":[],"stream":true}"#)
-                .expect("json");
+        let ok = JsonObject::parse(br#"{"model":"claude","max_tokens":5,"messages":[],"stream":true}"#).expect("json");
         assert_eq!(
             inspect_messages(&ok),
             Ok(MessagesHead {
@@ -236,10 +228,7 @@ mod tests {
             })
         );
         let no_model = JsonObject::parse(br#"{"messages":[]}"#).expect("json");
-        assert_eq!(
-            inspect_messages(&no_model),
-            Err(BodyError::MissingField("model"))
-        );
+        assert_eq!(inspect_messages(&no_model), Err(BodyError::MissingField("model")));
         let bad = JsonObject::parse(br#"{"model":"c","messages":{}}"#).expect("json");
         assert!(inspect_messages(&bad).is_err());
     }

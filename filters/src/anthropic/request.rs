@@ -3,8 +3,8 @@
 use crate::codec::jv;
 use crate::codec::CodecError;
 use crate::ir::{
-    ChatRequest, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, ToolResult, WireDialect,
+    ChatRequest, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    ToolResult, WireDialect,
 };
 use serde_json::{json, Map, Value};
 
@@ -135,9 +135,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
                 Some("auto") => ToolChoice::Auto,
                 Some("any") => ToolChoice::Required,
                 Some("none") => ToolChoice::None,
-                Some("tool") => {
-                    ToolChoice::Named(jv::req_str(o, "name", "tool_choice.name")?.to_string())
-                }
+                Some("tool") => ToolChoice::Named(jv::req_str(o, "name", "tool_choice.name")?.to_string()),
                 _ => {
                     return Err(CodecError::invalid(
                         "tool_choice.type",
@@ -167,13 +165,11 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
         .or_else(|| m.get("output_format"))
         .filter(|v| !v.is_null());
     let response_format = match format {
-        Some(f) if f.get("type").and_then(Value::as_str) == Some("json_schema") => {
-            Some(ResponseFormat::JsonSchema {
-                name: "response".to_string(),
-                schema: f.get("schema").cloned().unwrap_or_else(|| json!({})),
-                strict: Some(true),
-            })
-        }
+        Some(f) if f.get("type").and_then(Value::as_str) == Some("json_schema") => Some(ResponseFormat::JsonSchema {
+            name: "response".to_string(),
+            schema: f.get("schema").cloned().unwrap_or_else(|| json!({})),
+            strict: Some(true),
+        }),
         _ => None,
     };
     // Keep other `output_config` members (e.g. effort) for Anthropic targets.
@@ -232,8 +228,7 @@ fn decode_image(o: &Map<String, Value>, p: &str) -> Result<ImageSource, CodecErr
         .ok_or_else(|| CodecError::invalid(format!("{p}.source"), "`source` is required"))?;
     match src.get("type").and_then(Value::as_str) {
         Some("base64") => Ok(ImageSource::Base64 {
-            media_type: jv::req_str(src, "media_type", &format!("{p}.source.media_type"))?
-                .to_string(),
+            media_type: jv::req_str(src, "media_type", &format!("{p}.source.media_type"))?.to_string(),
             data: jv::req_str(src, "data", &format!("{p}.source.data"))?.to_string(),
         }),
         Some("url") => Ok(ImageSource::Url(
@@ -278,18 +273,13 @@ fn decode_blocks(a: &[Value], p: &str, role: Role) -> Result<Vec<Part>, CodecErr
             "tool_use" => Part::ToolCall(ToolCall {
                 id: jv::req_str(o, "id", &format!("{bp}.id"))?.to_string(),
                 name: jv::req_str(o, "name", &format!("{bp}.name"))?.to_string(),
-                arguments: o
-                    .get("input")
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "{}".to_string()),
+                arguments: o.get("input").map(Value::to_string).unwrap_or_else(|| "{}".to_string()),
             }),
             "tool_result" => {
                 let content = match o.get("content") {
                     None | Some(Value::Null) => Vec::new(),
                     Some(Value::String(s)) => vec![Part::text(s.clone())],
-                    Some(Value::Array(inner)) => {
-                        decode_blocks(inner, &format!("{bp}.content"), Role::User)?
-                    }
+                    Some(Value::Array(inner)) => decode_blocks(inner, &format!("{bp}.content"), Role::User)?,
                     Some(_) => {
                         return Err(CodecError::invalid(
                             format!("{bp}.content"),
@@ -307,18 +297,13 @@ fn decode_blocks(a: &[Value], p: &str, role: Role) -> Result<Vec<Part>, CodecErr
                     ));
                 }
                 Part::ToolResult(ToolResult {
-                    tool_call_id: jv::req_str(o, "tool_use_id", &format!("{bp}.tool_use_id"))?
-                        .to_string(),
+                    tool_call_id: jv::req_str(o, "tool_use_id", &format!("{bp}.tool_use_id"))?.to_string(),
                     content,
                     is_error: o.get("is_error").and_then(Value::as_bool).unwrap_or(false),
                 })
             }
             "thinking" => Part::Thinking {
-                text: o
-                    .get("thinking")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                text: o.get("thinking").and_then(Value::as_str).unwrap_or("").to_string(),
                 signature: o
                     .get("signature")
                     .and_then(Value::as_str)
@@ -326,11 +311,7 @@ fn decode_blocks(a: &[Value], p: &str, role: Role) -> Result<Vec<Part>, CodecErr
                     .map(str::to_string),
             },
             _ => Part::RedactedThinking {
-                data: o
-                    .get("data")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                data: o.get("data").and_then(Value::as_str).unwrap_or("").to_string(),
             },
         });
     }
@@ -359,10 +340,7 @@ fn image_block(source: &ImageSource) -> Value {
 /// empty, e.g. unsigned thinking, which Anthropic rejects).
 fn encode_part(part: &Part, p: &str) -> Result<Option<Value>, CodecError> {
     Ok(match part {
-        Part::Text {
-            text,
-            cache_control,
-        } => (!text.is_empty()).then(|| text_block(text, cache_control)),
+        Part::Text { text, cache_control } => (!text.is_empty()).then(|| text_block(text, cache_control)),
         Part::Image { source, .. } => Some(image_block(source)),
         Part::Thinking { text, signature } => signature
             .as_ref()
@@ -413,8 +391,7 @@ fn encode_part(part: &Part, p: &str) -> Result<Option<Value>, CodecError> {
                 }
                 Value::Array(blocks)
             };
-            let mut b =
-                json!({"type": "tool_result", "tool_use_id": r.tool_call_id, "content": content});
+            let mut b = json!({"type": "tool_result", "tool_use_id": r.tool_call_id, "content": content});
             if r.is_error {
                 b["is_error"] = json!(true);
             }
@@ -455,11 +432,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
         let p = format!("messages[{i}]");
         if m.role == Role::System {
             for part in &m.content {
-                if let Part::Text {
-                    text,
-                    cache_control,
-                } = part
-                {
+                if let Part::Text { text, cache_control } = part {
                     if !text.is_empty() {
                         system.push(text_block(text, cache_control));
                     }
@@ -518,27 +491,17 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
     let messages: Vec<Value> = msgs
         .into_iter()
         .map(|(r, blocks)| {
-            let role = if r == Role::Assistant {
-                "assistant"
-            } else {
-                "user"
-            };
+            let role = if r == Role::Assistant { "assistant" } else { "user" };
             json!({"role": role, "content": blocks})
         })
         .collect();
     body.insert("messages".into(), Value::Array(messages));
 
-    let forced_tool = matches!(
-        req.tool_choice,
-        Some(ToolChoice::Required | ToolChoice::Named(_))
-    );
+    let forced_tool = matches!(req.tool_choice, Some(ToolChoice::Required | ToolChoice::Named(_)));
     let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let mut budget = req
         .reasoning
-        .and_then(|r| {
-            r.budget_tokens
-                .or_else(|| r.effort.and_then(|e| e.anthropic_budget()))
-        })
+        .and_then(|r| r.budget_tokens.or_else(|| r.effort.and_then(|e| e.anthropic_budget())))
         .filter(|b| *b > 0 && !forced_tool);
     if let Some(b) = budget {
         let b = b.max(1024);
@@ -554,10 +517,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
     }
     body.insert("max_tokens".into(), json!(max_tokens));
     if let Some(b) = budget {
-        body.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": b}),
-        );
+        body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": b}));
     }
     if let Some(t) = req.temperature {
         if budget.is_none() {
@@ -605,8 +565,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
             Some(ToolChoice::Required) => json!({"type": "any"}),
             Some(ToolChoice::Named(n)) => json!({"type": "tool", "name": n}),
         };
-        let disable =
-            req.parallel_tool_calls == Some(false) && req.tool_choice != Some(ToolChoice::None);
+        let disable = req.parallel_tool_calls == Some(false) && req.tool_choice != Some(ToolChoice::None);
         if disable {
             tc["disable_parallel_tool_use"] = json!(true);
         }
@@ -691,29 +650,20 @@ mod tests {
 
     #[test]
     fn reasoning_effort_becomes_thinking_budget_below_max_tokens() {
-        let out = encode(
-            json!({"model": "c", "messages": [{"role": "user", "content": "x"}],
-            "reasoning_effort": "high", "temperature": 0.2}),
-        );
+        let out = encode(json!({"model": "c", "messages": [{"role": "user", "content": "x"}],
+            "reasoning_effort": "high", "temperature": 0.2}));
         assert_eq!(
             out["thinking"]["budget_tokens"],
             Effort::High.anthropic_budget().unwrap()
         );
-        assert!(
-            out["max_tokens"].as_u64().unwrap()
-                > out["thinking"]["budget_tokens"].as_u64().unwrap()
-        );
+        assert!(out["max_tokens"].as_u64().unwrap() > out["thinking"]["budget_tokens"].as_u64().unwrap());
         assert!(out.get("temperature").is_none());
-        let out = encode(
-            json!({"model": "c", "messages": [{"role": "user", "content": "x"}],
-            "reasoning_effort": "high", "max_tokens": 3000}),
-        );
+        let out = encode(json!({"model": "c", "messages": [{"role": "user", "content": "x"}],
+            "reasoning_effort": "high", "max_tokens": 3000}));
         assert_eq!(out["thinking"]["budget_tokens"], 1500);
         assert_eq!(out["max_tokens"], 3000);
-        let out = encode(
-            json!({"model": "c", "messages": [{"role": "user", "content": "x"}],
-            "reasoning_effort": "low", "max_tokens": 500}),
-        );
+        let out = encode(json!({"model": "c", "messages": [{"role": "user", "content": "x"}],
+            "reasoning_effort": "low", "max_tokens": 500}));
         assert!(out.get("thinking").is_none());
     }
 

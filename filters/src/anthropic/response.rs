@@ -1,8 +1,8 @@
 //! Anthropic `message` response ⇄ IR.
 
 use super::{
-    args_to_input, message_id, stop_reason_from_anthropic, stop_reason_to_anthropic,
-    usage_from_anthropic, usage_to_anthropic,
+    args_to_input, message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_from_anthropic,
+    usage_to_anthropic,
 };
 use crate::codec::{CodecError, ResponseOptions};
 use crate::ir::{ChatResponse, Part, ToolCall};
@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 /// `input` serialized as the arguments string; thinking keeps its signature
 /// (OpenAI callers find it in `thinking_blocks`).
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(CodecError::body("upstream body is not a JSON object"));
     }
@@ -29,16 +29,11 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
                     text: s("thinking"),
                     signature: Some(s("signature")).filter(|x| !x.is_empty()),
                 }),
-                Some("redacted_thinking") => {
-                    content.push(Part::RedactedThinking { data: s("data") })
-                }
+                Some("redacted_thinking") => content.push(Part::RedactedThinking { data: s("data") }),
                 Some("tool_use") => content.push(Part::ToolCall(ToolCall {
                     id: s("id"),
                     name: s("name"),
-                    arguments: b
-                        .get("input")
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "{}".into()),
+                    arguments: b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
                 })),
                 _ => {} // server tool results, citations-only blocks, future types
             }
@@ -49,16 +44,8 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
         .and_then(Value::as_str)
         .map(|r| stop_reason_from_anthropic(r, v.get("stop_sequence").and_then(Value::as_str)));
     Ok(ChatResponse {
-        id: v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        model: v
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        id: v.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+        model: v.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
         created: 0,
         content,
         stop_reason,
@@ -85,9 +72,7 @@ pub fn encode_response(resp: &ChatResponse, opts: &ResponseOptions) -> Vec<u8> {
                 "thinking": text,
                 "signature": signature.as_deref().unwrap_or(""),
             })),
-            Part::RedactedThinking { data } => {
-                blocks.push(json!({"type": "redacted_thinking", "data": data}))
-            }
+            Part::RedactedThinking { data } => blocks.push(json!({"type": "redacted_thinking", "data": data})),
             Part::ToolCall(c) => {
                 had_calls = true;
                 blocks.push(json!({
@@ -130,8 +115,7 @@ mod tests {
         assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
         assert_eq!(r.usage.input_tokens, 25);
         assert!(matches!(&r.content[2], Part::ToolCall(c) if c.arguments == r#"{"a":1}"#));
-        let out: Value =
-            serde_json::from_slice(&encode_response(&r, &ResponseOptions::default())).unwrap();
+        let out: Value = serde_json::from_slice(&encode_response(&r, &ResponseOptions::default())).unwrap();
         assert_eq!(out["content"][0]["signature"], "sig");
         assert_eq!(out["usage"]["input_tokens"], 5);
         assert_eq!(out["stop_reason"], "tool_use");

@@ -1,8 +1,7 @@
 //! Anthropic Messages SSE ⇄ IR stream events.
 
 use super::{
-    message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_from_anthropic,
-    usage_to_anthropic,
+    message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_from_anthropic, usage_to_anthropic,
 };
 use crate::codec::ResponseOptions;
 use crate::error::render_anthropic;
@@ -83,8 +82,7 @@ impl StreamDecoder {
             .and_then(Value::as_str)
             .or(ev.event.as_deref())
             .unwrap_or("");
-        let str_at =
-            |val: &Value, k: &str| val.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let str_at = |val: &Value, k: &str| val.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         match ty {
             "message_start" => {
                 if self.started {
@@ -130,10 +128,7 @@ impl StreamDecoder {
                             id: str_at(&b, "id"),
                             name: str_at(&b, "name"),
                         });
-                        if let Some(input) = b
-                            .get("input")
-                            .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
-                        {
+                        if let Some(input) = b.get("input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty())) {
                             out.push(StreamEvent::ToolCallArgs {
                                 index: ir,
                                 fragment: input.to_string(),
@@ -170,10 +165,7 @@ impl StreamDecoder {
                     (Some("input_json_delta"), Kind::Tool(ir)) => {
                         let f = str_at(&d, "partial_json");
                         if !f.is_empty() {
-                            out.push(StreamEvent::ToolCallArgs {
-                                index: ir,
-                                fragment: f,
-                            });
+                            out.push(StreamEvent::ToolCallArgs { index: ir, fragment: f });
                         }
                     }
                     _ => {} // citations and future delta types
@@ -182,12 +174,7 @@ impl StreamDecoder {
             "content_block_stop" => {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let kind = self.open_kind(index);
-                if let Some(b) = self
-                    .blocks
-                    .iter_mut()
-                    .rev()
-                    .find(|(i, _, open)| *i == index && *open)
-                {
+                if let Some(b) = self.blocks.iter_mut().rev().find(|(i, _, open)| *i == index && *open) {
                     b.2 = false;
                 }
                 if matches!(kind, Some(k) if k != Kind::Other) {
@@ -204,10 +191,7 @@ impl StreamDecoder {
                     if has("output_tokens") {
                         self.usage.output_tokens = fresh.output_tokens;
                     }
-                    if has("input_tokens")
-                        || has("cache_read_input_tokens")
-                        || has("cache_creation_input_tokens")
-                    {
+                    if has("input_tokens") || has("cache_read_input_tokens") || has("cache_creation_input_tokens") {
                         let old = self.usage;
                         let pick = |k: &str, new: u64, old: u64| if has(k) { new } else { old };
                         let read = pick(
@@ -231,8 +215,7 @@ impl StreamDecoder {
                         };
                         self.usage.cached_input_tokens = read;
                         self.usage.cache_write_tokens = write;
-                        self.usage.input_tokens =
-                            uncached.saturating_add(read).saturating_add(write);
+                        self.usage.input_tokens = uncached.saturating_add(read).saturating_add(write);
                     }
                     out.push(StreamEvent::Usage(self.usage));
                 }
@@ -387,10 +370,7 @@ impl StreamEncoder {
             self.start(id, model, out);
             return;
         }
-        if !matches!(
-            ev,
-            StreamEvent::Error(_) | StreamEvent::Usage(_) | StreamEvent::Stop(_)
-        ) {
+        if !matches!(ev, StreamEvent::Error(_) | StreamEvent::Usage(_) | StreamEvent::Stop(_)) {
             self.start("", "", out);
         }
         match ev {
@@ -431,10 +411,7 @@ impl StreamEncoder {
                 );
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                let idx = self.open_block(
-                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                    out,
-                );
+                let idx = self.open_block(json!({"type": "tool_use", "id": id, "name": name, "input": {}}), out);
                 self.open = Some(Open::Tool { ir: *index, idx });
                 self.tools.push((*index, idx));
             }
@@ -444,19 +421,10 @@ impl StreamEncoder {
                 }
                 let idx = match self.open {
                     Some(Open::Tool { ir, idx }) if ir == *index => Some(idx),
-                    _ => self
-                        .tools
-                        .iter()
-                        .rev()
-                        .find(|(ir, _)| ir == index)
-                        .map(|(_, i)| *i),
+                    _ => self.tools.iter().rev().find(|(ir, _)| ir == index).map(|(_, i)| *i),
                 };
                 if let Some(idx) = idx {
-                    Self::delta(
-                        out,
-                        idx,
-                        json!({"type": "input_json_delta", "partial_json": fragment}),
-                    );
+                    Self::delta(out, idx, json!({"type": "input_json_delta", "partial_json": fragment}));
                 }
             }
             StreamEvent::BlockStop => self.close(out),
@@ -464,16 +432,11 @@ impl StreamEncoder {
             StreamEvent::Usage(u) => self.usage = *u,
             StreamEvent::Error(e) => {
                 self.ended = true;
-                write_event(
-                    out,
-                    Some("error"),
-                    &String::from_utf8_lossy(&render_anthropic(e)),
-                );
+                write_event(out, Some("error"), &String::from_utf8_lossy(&render_anthropic(e)));
             }
             StreamEvent::Done => {
                 self.close(out);
-                let (reason, seq) =
-                    stop_reason_to_anthropic(self.stop.as_ref(), !self.tools.is_empty());
+                let (reason, seq) = stop_reason_to_anthropic(self.stop.as_ref(), !self.tools.is_empty());
                 emit(
                     out,
                     "message_delta",
@@ -493,10 +456,7 @@ impl StreamEncoder {
         match self.open {
             Some(Open::Thinking(i)) => i,
             _ => {
-                let i = self.open_block(
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
-                    out,
-                );
+                let i = self.open_block(json!({"type": "thinking", "thinking": "", "signature": ""}), out);
                 self.open = Some(Open::Thinking(i));
                 i
             }

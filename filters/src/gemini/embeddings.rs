@@ -25,10 +25,7 @@ pub struct EmbeddingsMeta {
 /// for `upstream_model` (`models/` is prefixed when missing). Inputs may be a
 /// string or an array of strings; token-id inputs cannot be translated and
 /// are rejected with `param: input`. `dimensions` → `outputDimensionality`.
-pub fn embeddings_request(
-    body: &[u8],
-    upstream_model: &str,
-) -> Result<(Vec<u8>, EmbeddingsMeta), CodecError> {
+pub fn embeddings_request(body: &[u8], upstream_model: &str) -> Result<(Vec<u8>, EmbeddingsMeta), CodecError> {
     let m = jv::parse_object(body)?;
     let caller_model = jv::req_str(&m, "model", "model")?.to_string();
     let inputs: Vec<String> = match m.get("input") {
@@ -77,12 +74,8 @@ pub fn embeddings_request(
             r
         })
         .collect();
-    let estimated_tokens = inputs
-        .iter()
-        .map(|s| (s.chars().count() as u64).div_ceil(4))
-        .sum();
-    let body = serde_json::to_vec(&json!({"requests": requests}))
-        .map_err(|e| CodecError::body(e.to_string()))?;
+    let estimated_tokens = inputs.iter().map(|s| (s.chars().count() as u64).div_ceil(4)).sum();
+    let body = serde_json::to_vec(&json!({"requests": requests})).map_err(|e| CodecError::body(e.to_string()))?;
     Ok((
         body,
         EmbeddingsMeta {
@@ -98,12 +91,9 @@ pub fn embeddings_request(
 /// OpenAI embeddings list: float arrays, or base64 of little-endian f32 when
 /// the caller asked for base64 (what OpenAI SDKs decode). Usage is the
 /// request-side estimate (see [`EmbeddingsMeta::estimated_tokens`]).
-pub fn embeddings_response(
-    body: &[u8],
-    meta: &EmbeddingsMeta,
-) -> Result<(Vec<u8>, Usage), CodecError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
+pub fn embeddings_response(body: &[u8], meta: &EmbeddingsMeta) -> Result<(Vec<u8>, Usage), CodecError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
     let embs = v
         .get("embeddings")
         .and_then(Value::as_array)
@@ -152,7 +142,8 @@ mod tests {
     #[test]
     fn batch_request_and_base64_response() {
         let (body, meta) = embeddings_request(
-            r#"{"model":"text-embedding-3-small","input":["hello","wörld"],"encoding_format":"base64","dimensions":3}"#.as_bytes(),
+            r#"{"model":"text-embedding-3-small","input":["hello","wörld"],"encoding_format":"base64","dimensions":3}"#
+                .as_bytes(),
             "gemini-embedding-001",
         )
         .unwrap();
@@ -169,9 +160,7 @@ mod tests {
         )
         .unwrap();
         let o: Value = serde_json::from_slice(&out).unwrap();
-        let b = STANDARD
-            .decode(o["data"][0]["embedding"].as_str().unwrap())
-            .unwrap();
+        let b = STANDARD.decode(o["data"][0]["embedding"].as_str().unwrap()).unwrap();
         let f: Vec<f32> = b
             .chunks(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -44,12 +44,7 @@ pub const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 /// `call_id` is Gemini's own `functionCall.id` when it sent one; otherwise
 /// the id is derived from the response id (`seed`) and `n`, so it is unique
 /// and reproducible.
-pub fn tool_call_id(
-    call_id: Option<&str>,
-    seed: &str,
-    n: usize,
-    signature: Option<&str>,
-) -> String {
+pub fn tool_call_id(call_id: Option<&str>, seed: &str, n: usize, signature: Option<&str>) -> String {
     let base = match call_id.map(sanitize_id).filter(|s| !s.is_empty()) {
         Some(id) => id,
         None => {
@@ -63,10 +58,7 @@ pub fn tool_call_id(
     };
     let base = base.replace(SIGNATURE_SEPARATOR, "_");
     match signature.filter(|s| !s.is_empty()) {
-        Some(sig) => format!(
-            "{base}{SIGNATURE_SEPARATOR}{}",
-            URL_SAFE_NO_PAD.encode(sig.as_bytes())
-        ),
+        Some(sig) => format!("{base}{SIGNATURE_SEPARATOR}{}", URL_SAFE_NO_PAD.encode(sig.as_bytes())),
         None => base,
     }
 }
@@ -106,8 +98,7 @@ pub fn stop_reason_from_gemini(s: &str) -> StopReason {
 pub fn usage_from_gemini(v: &Value) -> Usage {
     let thoughts = jv::count(v, "thoughtsTokenCount");
     Usage {
-        input_tokens: jv::count(v, "promptTokenCount")
-            .saturating_add(jv::count(v, "toolUsePromptTokenCount")),
+        input_tokens: jv::count(v, "promptTokenCount").saturating_add(jv::count(v, "toolUsePromptTokenCount")),
         output_tokens: jv::count(v, "candidatesTokenCount").saturating_add(thoughts),
         cached_input_tokens: jv::count(v, "cachedContentTokenCount"),
         cache_write_tokens: 0,
@@ -125,8 +116,7 @@ mod tests {
         let sig = "CpMBAb4+9vv/long+signature==";
         let id = tool_call_id(None, "resp-1.x", 0, Some(sig));
         assert!(
-            id.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
             "{id}"
         );
         assert!(id.starts_with("call_resp-1x_0__thought__"));
@@ -137,10 +127,8 @@ mod tests {
 
     #[test]
     fn usage_counts_thoughts_as_output() {
-        let u = usage_from_gemini(
-            &json!({"promptTokenCount": 100, "cachedContentTokenCount": 60,
-            "candidatesTokenCount": 10, "thoughtsTokenCount": 30, "totalTokenCount": 140}),
-        );
+        let u = usage_from_gemini(&json!({"promptTokenCount": 100, "cachedContentTokenCount": 60,
+            "candidatesTokenCount": 10, "thoughtsTokenCount": 30, "totalTokenCount": 140}));
         assert_eq!(
             (
                 u.input_tokens,

@@ -4,8 +4,8 @@ use super::{signature_from_id, SKIP_SIGNATURE};
 use crate::codec::jv;
 use crate::codec::CodecError;
 use crate::ir::{
-    ChatRequest, Effort, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, ToolResult, WireDialect,
+    ChatRequest, Effort, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice, ToolResult, WireDialect,
 };
 use serde_json::{json, Map, Value};
 
@@ -49,8 +49,7 @@ pub fn clean_schema(v: &Value) -> Value {
         match k.as_str() {
             "type" => match val {
                 Value::Array(ts) => {
-                    let non_null: Vec<&Value> =
-                        ts.iter().filter(|t| t.as_str() != Some("null")).collect();
+                    let non_null: Vec<&Value> = ts.iter().filter(|t| t.as_str() != Some("null")).collect();
                     if non_null.len() < ts.len() {
                         out.insert("nullable".into(), json!(true));
                     }
@@ -76,11 +75,7 @@ pub fn clean_schema(v: &Value) -> Value {
             "properties" => {
                 let props: Map<String, Value> = val
                     .as_object()
-                    .map(|p| {
-                        p.iter()
-                            .map(|(pk, pv)| (pk.clone(), clean_schema(pv)))
-                            .collect()
-                    })
+                    .map(|p| p.iter().map(|(pk, pv)| (pk.clone(), clean_schema(pv))).collect())
                     .unwrap_or_default();
                 out.insert("properties".into(), Value::Object(props));
             }
@@ -116,11 +111,7 @@ fn thinking_budget(r: &Reasoning) -> Option<u32> {
 }
 
 fn mime_from_url(url: &str) -> Option<&'static str> {
-    let path = url
-        .split(['?', '#'])
-        .next()
-        .unwrap_or(url)
-        .to_ascii_lowercase();
+    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
     let ext = path.rsplit('.').next()?;
     Some(match ext {
         "png" => "image/png",
@@ -182,11 +173,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
             }
             continue;
         }
-        let role = if m.role == Role::Assistant {
-            "model"
-        } else {
-            "user"
-        };
+        let role = if m.role == Role::Assistant { "model" } else { "user" };
         let mut parts = Vec::new();
         let mut any_signature = false;
         for p in &m.content {
@@ -220,10 +207,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
                     let name = call_name(&r.tool_call_id).ok_or_else(|| {
                         CodecError::invalid(
                             format!("messages[{i}].tool_call_id"),
-                            format!(
-                                "tool result `{}` does not match any earlier tool call",
-                                r.tool_call_id
-                            ),
+                            format!("tool result `{}` does not match any earlier tool call", r.tool_call_id),
                         )
                     })?;
                     let mut text = String::new();
@@ -241,8 +225,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
                         }
                     }
                     let key = if r.is_error { "error" } else { "result" };
-                    parts
-                        .push(json!({"functionResponse": {"name": name, "response": {key: text}}}));
+                    parts.push(json!({"functionResponse": {"name": name, "response": {key: text}}}));
                     parts.extend(images);
                 }
             }
@@ -387,15 +370,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
             if let Some(Value::Array(ds)) = t.get("functionDeclarations") {
                 for d in ds {
                     tools.push(Tool {
-                        name: d
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        description: d
-                            .get("description")
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
+                        name: d.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                        description: d.get("description").and_then(Value::as_str).map(str::to_string),
                         parameters: d
                             .get("parameters")
                             .cloned()
@@ -415,10 +391,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
     let tool_choice = match fcc.get("mode").and_then(Value::as_str) {
         Some("AUTO") => Some(ToolChoice::Auto),
         Some("NONE") => Some(ToolChoice::None),
-        Some("ANY") => match fcc
-            .pointer("/allowedFunctionNames/0")
-            .and_then(Value::as_str)
-        {
+        Some("ANY") => match fcc.pointer("/allowedFunctionNames/0").and_then(Value::as_str) {
             Some(n) => Some(ToolChoice::Named(n.to_string())),
             None => Some(ToolChoice::Required),
         },
@@ -490,49 +463,25 @@ fn decode_parts(v: Option<&Value>, p: &str) -> Result<Vec<Part>, CodecError> {
         } else if let Some(d) = part.get("inlineData") {
             out.push(Part::Image {
                 source: ImageSource::Base64 {
-                    media_type: d
-                        .get("mimeType")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    data: d
-                        .get("data")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    media_type: d.get("mimeType").and_then(Value::as_str).unwrap_or("").to_string(),
+                    data: d.get("data").and_then(Value::as_str).unwrap_or("").to_string(),
                 },
                 detail: None,
             });
         } else if let Some(d) = part.get("fileData") {
             out.push(Part::Image {
-                source: ImageSource::Url(
-                    d.get("fileUri")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                ),
+                source: ImageSource::Url(d.get("fileUri").and_then(Value::as_str).unwrap_or("").to_string()),
                 detail: None,
             });
         } else if let Some(fc) = part.get("functionCall") {
-            let name = fc
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let name = fc.get("name").and_then(Value::as_str).unwrap_or("").to_string();
             out.push(Part::ToolCall(ToolCall {
                 id: name.clone(),
                 name,
-                arguments: fc
-                    .get("args")
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "{}".into()),
+                arguments: fc.get("args").map(Value::to_string).unwrap_or_else(|| "{}".into()),
             }));
         } else if let Some(fr) = part.get("functionResponse") {
-            let name = fr
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let name = fr.get("name").and_then(Value::as_str).unwrap_or("").to_string();
             let resp = fr.get("response").cloned().unwrap_or(Value::Null);
             let (text, is_error) = match (resp.get("result"), resp.get("error")) {
                 (Some(Value::String(s)), _) => (s.clone(), false),
@@ -583,10 +532,7 @@ mod tests {
             "reasoning_effort": "medium", "response_format": {"type": "json_object"}});
         let r = crate::openai::decode_request(body.to_string().as_bytes()).unwrap();
         let out: Value = serde_json::from_slice(&encode_request(&r).unwrap()).unwrap();
-        assert_eq!(
-            out["systemInstruction"],
-            json!({"parts": [{"text": "sys"}]})
-        );
+        assert_eq!(out["systemInstruction"], json!({"parts": [{"text": "sys"}]}));
         let c = out["contents"].as_array().unwrap();
         assert_eq!(c.len(), 3);
         assert_eq!(c[1]["parts"][0]["thoughtSignature"], "SIG");
@@ -602,17 +548,12 @@ mod tests {
         assert!(out["tools"][0]["functionDeclarations"][0]["parameters"]
             .get("additionalProperties")
             .is_none());
-        assert!(out["tools"][0]["functionDeclarations"][1]
-            .get("parameters")
-            .is_none());
+        assert!(out["tools"][0]["functionDeclarations"][1].get("parameters").is_none());
         assert_eq!(
             out["generationConfig"]["thinkingConfig"],
             json!({"thinkingBudget": 8192, "includeThoughts": true})
         );
-        assert_eq!(
-            out["generationConfig"]["responseMimeType"],
-            "application/json"
-        );
+        assert_eq!(out["generationConfig"]["responseMimeType"], "application/json");
     }
 
     #[test]
@@ -622,10 +563,7 @@ mod tests {
             {"role": "tool", "tool_call_id": "x", "content": "ok"}]});
         let r = crate::openai::decode_request(body.to_string().as_bytes()).unwrap();
         let out: Value = serde_json::from_slice(&encode_request(&r).unwrap()).unwrap();
-        assert_eq!(
-            out["contents"][0]["parts"][0]["thoughtSignature"],
-            SKIP_SIGNATURE
-        );
+        assert_eq!(out["contents"][0]["parts"][0]["thoughtSignature"], SKIP_SIGNATURE);
         let bad = json!({"model": "g", "messages": [{"role": "tool", "tool_call_id": "nope", "content": "ok"}]});
         let r = crate::openai::decode_request(bad.to_string().as_bytes()).unwrap();
         assert_eq!(

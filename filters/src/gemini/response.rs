@@ -12,16 +12,12 @@ use serde_json::Value;
 /// turn with function calls finishes as tool use. A prompt blocked by
 /// `promptFeedback.blockReason` is an empty, content-filtered answer.
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(CodecError::body("upstream body is not a JSON object"));
     }
-    let id = v
-        .get("responseId")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let id = v.get("responseId").and_then(Value::as_str).unwrap_or("").to_string();
     let mut content = Vec::new();
     let mut calls = 0usize;
     let cand = v.pointer("/candidates/0");
@@ -32,15 +28,8 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
                 let fid = fc.get("id").and_then(Value::as_str);
                 content.push(Part::ToolCall(ToolCall {
                     id: tool_call_id(fid, &id, calls, sig),
-                    name: fc
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    arguments: fc
-                        .get("args")
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "{}".into()),
+                    name: fc.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    arguments: fc.get("args").map(Value::to_string).unwrap_or_else(|| "{}".into()),
                 }));
                 calls += 1;
             } else if let Some(t) = p.get("text").and_then(Value::as_str) {
@@ -67,18 +56,11 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
     }
     Ok(ChatResponse {
         id,
-        model: v
-            .get("modelVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        model: v.get("modelVersion").and_then(Value::as_str).unwrap_or("").to_string(),
         created: 0,
         content,
         stop_reason,
-        usage: v
-            .get("usageMetadata")
-            .map(usage_from_gemini)
-            .unwrap_or_default(),
+        usage: v.get("usageMetadata").map(usage_from_gemini).unwrap_or_default(),
     })
 }
 
@@ -98,10 +80,7 @@ mod tests {
         assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
         assert!(matches!(&r.content[0], Part::Thinking { .. }));
         match &r.content[1] {
-            Part::ToolCall(c) => assert_eq!(
-                super::super::signature_from_id(&c.id).as_deref(),
-                Some("U0lH")
-            ),
+            Part::ToolCall(c) => assert_eq!(super::super::signature_from_id(&c.id).as_deref(), Some("U0lH")),
             other => panic!("{other:?}"),
         }
         assert!(matches!(&r.content[2], Part::ToolCall(c) if c.id == "call_abc_1"));
@@ -110,7 +89,9 @@ mod tests {
 
     #[test]
     fn blocked_prompt_is_content_filter() {
-        let r = decode_response(br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#).unwrap();
+        let r =
+            decode_response(br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#)
+                .unwrap();
         assert_eq!(r.stop_reason, Some(StopReason::ContentFilter));
         assert!(r.content.is_empty());
     }

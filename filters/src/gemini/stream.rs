@@ -78,11 +78,7 @@ impl StreamDecoder {
             };
             out.push(StreamEvent::Start {
                 id: response_id.to_string(),
-                model: v
-                    .get("modelVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                model: v.get("modelVersion").and_then(Value::as_str).unwrap_or("").to_string(),
                 usage: usage.unwrap_or_default(),
             });
             self.usage = usage.unwrap_or_default();
@@ -98,26 +94,15 @@ impl StreamDecoder {
                     out.push(StreamEvent::ToolCallStart {
                         index: ir,
                         id: tool_call_id(fid, &self.seed, ir, sig),
-                        name: fc
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
+                        name: fc.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
                     });
-                    let args = fc
-                        .get("args")
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "{}".into());
+                    let args = fc.get("args").map(Value::to_string).unwrap_or_else(|| "{}".into());
                     out.push(StreamEvent::ToolCallArgs {
                         index: ir,
                         fragment: args,
                     });
                     out.push(StreamEvent::BlockStop);
-                } else if let Some(t) = p
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
+                } else if let Some(t) = p.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
                     if p.get("thought").and_then(Value::as_bool) == Some(true) {
                         out.push(StreamEvent::Thinking(t.to_string()));
                     } else {
@@ -132,9 +117,7 @@ impl StreamDecoder {
                 out.push(StreamEvent::Usage(u));
             }
         }
-        let finish = cand
-            .and_then(|c| c.get("finishReason"))
-            .and_then(Value::as_str);
+        let finish = cand.and_then(|c| c.get("finishReason")).and_then(Value::as_str);
         let blocked = cand.is_none() && v.pointer("/promptFeedback/blockReason").is_some();
         if finish.is_some() || blocked {
             let mut r = match finish {

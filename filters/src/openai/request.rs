@@ -3,8 +3,8 @@
 use crate::codec::jv;
 use crate::codec::CodecError;
 use crate::ir::{
-    ChatRequest, Effort, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, ToolResult, WireDialect,
+    ChatRequest, Effort, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice, ToolResult, WireDialect,
 };
 use serde_json::{json, Map, Value};
 
@@ -80,9 +80,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
                 .and_then(|f| f.get("name"))
                 .or_else(|| o.get("name"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    CodecError::invalid("tool_choice", "`tool_choice.function.name` is required")
-                })?;
+                .ok_or_else(|| CodecError::invalid("tool_choice", "`tool_choice.function.name` is required"))?;
             Some(ToolChoice::Named(name.to_string()))
         }
         Some(_) => return Err(CodecError::invalid("tool_choice", "invalid `tool_choice`")),
@@ -184,21 +182,11 @@ fn decode_response_format(v: &Value) -> Result<ResponseFormat, CodecError> {
         Some("text") => Ok(ResponseFormat::Text),
         Some("json_object") => Ok(ResponseFormat::JsonObject),
         Some("json_schema") => {
-            let js = o
-                .get("json_schema")
-                .and_then(Value::as_object)
-                .ok_or_else(|| {
-                    CodecError::invalid(
-                        "response_format.json_schema",
-                        "`json_schema` object is required",
-                    )
-                })?;
+            let js = o.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
+                CodecError::invalid("response_format.json_schema", "`json_schema` object is required")
+            })?;
             Ok(ResponseFormat::JsonSchema {
-                name: js
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("response")
-                    .to_string(),
+                name: js.get("name").and_then(Value::as_str).unwrap_or("response").to_string(),
                 schema: js.get("schema").cloned().unwrap_or_else(|| json!({})),
                 strict: js.get("strict").and_then(Value::as_bool),
             })
@@ -235,22 +223,11 @@ fn decode_message(v: &Value, i: usize) -> Result<Message, CodecError> {
                 for b in tb {
                     match b.get("type").and_then(Value::as_str) {
                         Some("thinking") => lead.push(Part::Thinking {
-                            text: b
-                                .get("thinking")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            signature: b
-                                .get("signature")
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
+                            text: b.get("thinking").and_then(Value::as_str).unwrap_or("").to_string(),
+                            signature: b.get("signature").and_then(Value::as_str).map(str::to_string),
                         }),
                         Some("redacted_thinking") => lead.push(Part::RedactedThinking {
-                            data: b
-                                .get("data")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
+                            data: b.get("data").and_then(Value::as_str).unwrap_or("").to_string(),
                         }),
                         _ => {}
                     }
@@ -271,18 +248,13 @@ fn decode_message(v: &Value, i: usize) -> Result<Message, CodecError> {
                 content = lead;
             }
             if let Some(tc) = o.get("tool_calls").filter(|v| !v.is_null()) {
-                for (j, c) in jv::as_arr(tc, &format!("{p}.tool_calls"))?
-                    .iter()
-                    .enumerate()
-                {
+                for (j, c) in jv::as_arr(tc, &format!("{p}.tool_calls"))?.iter().enumerate() {
                     let cp = format!("{p}.tool_calls[{j}]");
                     let co = jv::as_obj(c, &cp)?;
                     let f = co
                         .get("function")
                         .and_then(Value::as_object)
-                        .ok_or_else(|| {
-                            CodecError::invalid(format!("{cp}.function"), "`function` is required")
-                        })?;
+                        .ok_or_else(|| CodecError::invalid(format!("{cp}.function"), "`function` is required"))?;
                     content.push(Part::ToolCall(ToolCall {
                         id: jv::req_str(co, "id", &format!("{cp}.id"))?.to_string(),
                         name: jv::req_str(f, "name", &format!("{cp}.function.name"))?.to_string(),
@@ -302,9 +274,9 @@ fn decode_message(v: &Value, i: usize) -> Result<Message, CodecError> {
             let id = match o.get("tool_call_id").and_then(Value::as_str) {
                 Some(id) => id.to_string(),
                 // Legacy `function` role answers by name.
-                None => name.clone().ok_or_else(|| {
-                    CodecError::invalid(format!("{p}.tool_call_id"), "`tool_call_id` is required")
-                })?,
+                None => name
+                    .clone()
+                    .ok_or_else(|| CodecError::invalid(format!("{p}.tool_call_id"), "`tool_call_id` is required"))?,
             };
             content = vec![Part::ToolResult(ToolResult {
                 tool_call_id: id,
@@ -314,11 +286,7 @@ fn decode_message(v: &Value, i: usize) -> Result<Message, CodecError> {
         }
         Role::System | Role::User => {}
     }
-    Ok(Message {
-        role,
-        content,
-        name,
-    })
+    Ok(Message { role, content, name })
 }
 
 /// Tool-call arguments as JSON text (some clients send an object).
@@ -369,10 +337,7 @@ fn decode_content(v: Option<&Value>, p: &str) -> Result<Vec<Part>, CodecError> {
                     }
                     // A refusal echoed back in history reads as text.
                     Some("refusal") => out.push(Part::text(
-                        o.get("refusal")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
+                        o.get("refusal").and_then(Value::as_str).unwrap_or("").to_string(),
                     )),
                     Some(other) => {
                         return Err(CodecError::invalid(
@@ -380,12 +345,7 @@ fn decode_content(v: Option<&Value>, p: &str) -> Result<Vec<Part>, CodecError> {
                             format!("content part type `{other}` is not supported by this gateway"),
                         ))
                     }
-                    None => {
-                        return Err(CodecError::invalid(
-                            format!("{pp}.type"),
-                            "`type` is required",
-                        ))
-                    }
+                    None => return Err(CodecError::invalid(format!("{pp}.type"), "`type` is required")),
                 }
             }
             Ok(out)
@@ -464,12 +424,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
             body.insert("parallel_tool_calls".into(), json!(p));
         }
     }
-    let effort = req
-        .reasoning
-        .and_then(|r| match (r.budget_tokens, r.effort) {
-            (Some(b), _) => Some(Effort::from_budget(b)),
-            (None, e) => e,
-        });
+    let effort = req.reasoning.and_then(|r| match (r.budget_tokens, r.effort) {
+        (Some(b), _) => Some(Effort::from_budget(b)),
+        (None, e) => e,
+    });
     if let Some(n) = req.max_tokens {
         let key = if effort.is_some() || uses_max_completion_tokens(&req.model) {
             "max_completion_tokens"
@@ -501,11 +459,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, CodecError> {
         let v = match rf {
             ResponseFormat::Text => json!({"type": "text"}),
             ResponseFormat::JsonObject => json!({"type": "json_object"}),
-            ResponseFormat::JsonSchema {
-                name,
-                schema,
-                strict,
-            } => {
+            ResponseFormat::JsonSchema { name, schema, strict } => {
                 let mut js = Map::new();
                 js.insert("name".into(), json!(name));
                 js.insert("schema".into(), schema.clone());
@@ -552,10 +506,7 @@ fn text_or_parts(parts: &[&Part], keep_cc: bool) -> Value {
     let arr: Vec<Value> = parts
         .iter()
         .filter_map(|p| match p {
-            Part::Text {
-                text,
-                cache_control,
-            } => {
+            Part::Text { text, cache_control } => {
                 let mut o = json!({"type": "text", "text": text});
                 if let Some(cc) = cache_control.as_ref().filter(|_| keep_cc) {
                     o["cache_control"] = cc.clone();
@@ -590,17 +541,10 @@ fn encode_message(m: &Message, keep_cc: bool, out: &mut Vec<Value>) {
             if rest.is_empty() {
                 return;
             }
-            let role = if m.role == Role::System {
-                "system"
-            } else {
-                "user"
-            };
+            let role = if m.role == Role::System { "system" } else { "user" };
             let content = if m.role == Role::System {
                 // System messages take text only.
-                let texts: Vec<&Part> = rest
-                    .into_iter()
-                    .filter(|p| matches!(p, Part::Text { .. }))
-                    .collect();
+                let texts: Vec<&Part> = rest.into_iter().filter(|p| matches!(p, Part::Text { .. })).collect();
                 text_or_parts(&texts, keep_cc)
             } else {
                 text_or_parts(&rest, keep_cc)
@@ -612,11 +556,7 @@ fn encode_message(m: &Message, keep_cc: bool, out: &mut Vec<Value>) {
             out.push(o);
         }
         Role::Assistant => {
-            let texts: Vec<&Part> = m
-                .content
-                .iter()
-                .filter(|p| matches!(p, Part::Text { .. }))
-                .collect();
+            let texts: Vec<&Part> = m.content.iter().filter(|p| matches!(p, Part::Text { .. })).collect();
             let calls: Vec<Value> = m
                 .content
                 .iter()
@@ -709,8 +649,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_param() {
-        let e = decode_request(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#)
-            .unwrap_err();
+        let e = decode_request(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
         let e = decode_request(br#"{"model":"m","messages":[],"max_tokens":-1}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("max_tokens"));

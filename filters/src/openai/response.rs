@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 /// Decodes a non-streamed OpenAI chat completion (first choice only; the
 /// gateway does not translate `n > 1`).
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
     let o = v
         .as_object()
         .ok_or_else(|| CodecError::body("upstream body is not a JSON object"))?;
@@ -19,32 +19,18 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
         .and_then(|c| c.get(0))
         .ok_or_else(|| CodecError::body("upstream response has no choices"))?;
     let empty = Map::new();
-    let msg = choice
-        .get("message")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let msg = choice.get("message").and_then(Value::as_object).unwrap_or(&empty);
     let mut content = Vec::new();
     match msg.get("thinking_blocks") {
         Some(Value::Array(tb)) => {
             for b in tb {
                 match b.get("type").and_then(Value::as_str) {
                     Some("thinking") => content.push(Part::Thinking {
-                        text: b
-                            .get("thinking")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        signature: b
-                            .get("signature")
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
+                        text: b.get("thinking").and_then(Value::as_str).unwrap_or("").to_string(),
+                        signature: b.get("signature").and_then(Value::as_str).map(str::to_string),
                     }),
                     Some("redacted_thinking") => content.push(Part::RedactedThinking {
-                        data: b
-                            .get("data")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
+                        data: b.get("data").and_then(Value::as_str).unwrap_or("").to_string(),
                     }),
                     _ => {}
                 }
@@ -67,17 +53,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
     // A refusal is reported as text with a content-filter stop (OpenAI says
     // `stop`; Anthropic callers expect `refusal`).
     let mut refused = false;
-    if let Some(t) = msg
-        .get("content")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(t) = msg.get("content").and_then(Value::as_str).filter(|s| !s.is_empty()) {
         content.push(Part::text(t));
-    } else if let Some(r) = msg
-        .get("refusal")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
+    } else if let Some(r) = msg.get("refusal").and_then(Value::as_str).filter(|s| !s.is_empty()) {
         refused = true;
         content.push(Part::text(r));
     }
@@ -90,11 +68,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
                 Some(other) => other.to_string(),
             };
             content.push(Part::ToolCall(ToolCall {
-                id: c
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                id: c.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
                 name: f
                     .and_then(|f| f.get("name"))
                     .and_then(Value::as_str)
@@ -109,21 +83,10 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
         Some(fr) => Some(stop_reason_from_openai(fr)),
         None => None,
     };
-    let usage = o
-        .get("usage")
-        .and_then(Usage::from_openai_value)
-        .unwrap_or_default();
+    let usage = o.get("usage").and_then(Usage::from_openai_value).unwrap_or_default();
     Ok(ChatResponse {
-        id: o
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        model: o
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        id: o.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+        model: o.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
         created: o.get("created").and_then(Value::as_u64).unwrap_or(0),
         content,
         stop_reason,
@@ -228,8 +191,7 @@ mod tests {
         assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
         assert_eq!(r.usage.cached_input_tokens, 4);
         assert!(matches!(&r.content[0], Part::ToolCall(c) if c.id == "call_a"));
-        let out: Value =
-            serde_json::from_slice(&encode_response(&r, &ResponseOptions::default())).unwrap();
+        let out: Value = serde_json::from_slice(&encode_response(&r, &ResponseOptions::default())).unwrap();
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(out["choices"][0]["message"]["content"], Value::Null);
         assert_eq!(out["usage"]["total_tokens"], 13);

@@ -94,9 +94,7 @@ impl StreamDecoder {
                         .and_then(Value::as_str)
                         .unwrap_or("upstream error")
                         .to_string(),
-                    err.get("type")
-                        .or_else(|| err.get("code"))
-                        .and_then(Value::as_str),
+                    err.get("type").or_else(|| err.get("code")).and_then(Value::as_str),
                 ),
             };
             out.push(StreamEvent::Error(upstream_error(msg, kind)));
@@ -139,11 +137,7 @@ impl StreamDecoder {
             for b in tb {
                 match b.get("type").and_then(Value::as_str) {
                     Some("thinking") => {
-                        if let Some(s) = b
-                            .get("signature")
-                            .and_then(Value::as_str)
-                            .filter(|s| !s.is_empty())
-                        {
+                        if let Some(s) = b.get("signature").and_then(Value::as_str).filter(|s| !s.is_empty()) {
                             out.push(StreamEvent::ThinkingSignature(s.to_string()));
                         }
                     }
@@ -156,18 +150,10 @@ impl StreamDecoder {
                 }
             }
         }
-        if let Some(t) = d
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(t) = d.get("content").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             out.push(StreamEvent::Text(t.to_string()));
         }
-        if let Some(t) = d
-            .get("refusal")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(t) = d.get("refusal").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             self.refused = true;
             out.push(StreamEvent::Text(t.to_string()));
         }
@@ -194,18 +180,12 @@ impl StreamDecoder {
             }
         };
         let f = tc.get("function");
-        let id = tc
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
+        let id = tc.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
         let name = f
             .and_then(|f| f.get("name"))
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty());
-        let args = f
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let args = f.and_then(|f| f.get("arguments")).and_then(Value::as_str).unwrap_or("");
         let slot = &mut self.tools[slot_i];
         if slot.id.is_none() {
             slot.id = id.map(str::to_string);
@@ -367,9 +347,7 @@ impl StreamEncoder {
         match ev {
             StreamEvent::Start { .. } => {}
             StreamEvent::Text(t) if !t.is_empty() => self.chunk(json!({"content": t}), None, out),
-            StreamEvent::Thinking(t) if !t.is_empty() => {
-                self.chunk(json!({"reasoning_content": t}), None, out)
-            }
+            StreamEvent::Thinking(t) if !t.is_empty() => self.chunk(json!({"reasoning_content": t}), None, out),
             StreamEvent::ThinkingSignature(s) => self.chunk(
                 json!({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": s}]}),
                 None,

@@ -60,11 +60,7 @@ pub fn inspect_chat(obj: &JsonObject<'_>) -> Result<ChatHead, BodyError> {
 ///
 /// Fails only when `stream_options` is not an object (which
 /// [`inspect_chat`] would already have reported).
-pub fn rewrite_chat(
-    obj: &mut JsonObject<'_>,
-    upstream_model: &str,
-    stream: bool,
-) -> Result<(), BodyError> {
+pub fn rewrite_chat(obj: &mut JsonObject<'_>, upstream_model: &str, stream: bool) -> Result<(), BodyError> {
     let model = serde_json::value::to_raw_value(upstream_model).map_err(encode_error)?;
     obj.set_raw("model", model);
     if !stream {
@@ -160,10 +156,7 @@ mod tests {
     fn inspect_chat_rejects_bad_fields() {
         let cases: &[(&str, BodyError)] = &[
             (r#"{"messages":[{}]}"#, BodyError::MissingField("model")),
-            (
-                r#"{"model":null,"messages":[{}]}"#,
-                BodyError::MissingField("model"),
-            ),
+            (r#"{"model":null,"messages":[{}]}"#, BodyError::MissingField("model")),
             (r#"{"model":"m"}"#, BodyError::MissingField("messages")),
             (
                 r#"{"model":7,"messages":[{}]}"#,

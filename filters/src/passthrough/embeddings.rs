@@ -10,8 +10,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::value::RawValue;
 
 use super::{
-    accept_kinds, encode_error, is_null, raw_string, required_string, skip_ws, BodyError,
-    JsonObject, Key, Num,
+    accept_kinds, encode_error, is_null, raw_string, required_string, skip_ws, BodyError, JsonObject, Key, Num,
 };
 
 /// The wire form of embedding vectors (`encoding_format`).
@@ -43,10 +42,7 @@ pub fn inspect_embeddings(obj: &JsonObject<'_>) -> Result<EmbeddingsHead, BodyEr
         Some(raw) if !is_null(raw) => raw,
         _ => return Err(BodyError::MissingField("input")),
     };
-    if !matches!(
-        serde_json::from_str::<InputOk>(input.get()),
-        Ok(InputOk(true))
-    ) {
+    if !matches!(serde_json::from_str::<InputOk>(input.get()), Ok(InputOk(true))) {
         return Err(BodyError::InvalidField {
             field: "input",
             expected: "a string or a non-empty array of strings, token ids, or token id arrays",
@@ -134,11 +130,7 @@ impl<'de> Deserialize<'de> for InputElem {
                 while let Some(n) = seq.next_element::<Num>()? {
                     ok &= n == Num::Unsigned;
                 }
-                Ok(if ok {
-                    InputElem::Tokens
-                } else {
-                    InputElem::Bad
-                })
+                Ok(if ok { InputElem::Tokens } else { InputElem::Bad })
             }
         }
         d.deserialize_any(V)
@@ -146,8 +138,7 @@ impl<'de> Deserialize<'de> for InputElem {
 }
 
 const EMBEDDING_FIELD: &str = "data[].embedding";
-const EMBEDDING_EXPECTED: &str =
-    "an array of numbers or a base64 string of little-endian float32 values";
+const EMBEDDING_EXPECTED: &str = "an array of numbers or a base64 string of little-endian float32 values";
 
 fn bad_embedding() -> BodyError {
     BodyError::InvalidField {
@@ -173,14 +164,9 @@ const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// (exactly OpenAI's base64 format) and base64 becomes floats (each `f32`
 /// written as the shortest decimal that reads back to it, as OpenAI does).
 /// All other fields are kept.
-pub fn fix_embeddings_encoding(
-    resp_body: &[u8],
-    want: EmbeddingEncoding,
-) -> Result<Option<Vec<u8>>, BodyError> {
+pub fn fix_embeddings_encoding(resp_body: &[u8], want: EmbeddingEncoding) -> Result<Option<Vec<u8>>, BodyError> {
     if skip_ws(resp_body).first() != Some(&b'{') {
-        return Err(JsonObject::parse(resp_body)
-            .err()
-            .unwrap_or(BodyError::NotAnObject));
+        return Err(JsonObject::parse(resp_body).err().unwrap_or(BodyError::NotAnObject));
     }
     let scan: Scan = serde_json::from_slice::<ScanBody>(resp_body)
         .map_err(|e| BodyError::MalformedJson(e.to_string()))?
@@ -219,9 +205,7 @@ pub fn fix_embeddings_encoding(
             data_out.push(b',');
         }
         let o = JsonObject::parse_raw(item)?;
-        let emb = o
-            .get("embedding")
-            .ok_or(BodyError::MissingField(EMBEDDING_FIELD))?;
+        let emb = o.get("embedding").ok_or(BodyError::MissingField(EMBEDDING_FIELD))?;
         emb_out.clear();
         if convert_embedding(emb, want, &mut emb_out)? {
             o.write_replacing(&mut data_out, Some(("embedding", &emb_out)));
@@ -237,18 +221,11 @@ pub fn fix_embeddings_encoding(
 
 /// Writes `emb` in the `want` form to `out`; returns false (writing nothing)
 /// when it already has that form.
-fn convert_embedding(
-    emb: &RawValue,
-    want: EmbeddingEncoding,
-    out: &mut Vec<u8>,
-) -> Result<bool, BodyError> {
+fn convert_embedding(emb: &RawValue, want: EmbeddingEncoding, out: &mut Vec<u8>) -> Result<bool, BodyError> {
     match (emb.get().as_bytes().first(), want) {
-        (Some(b'['), EmbeddingEncoding::Float) | (Some(b'"'), EmbeddingEncoding::Base64) => {
-            Ok(false)
-        }
+        (Some(b'['), EmbeddingEncoding::Float) | (Some(b'"'), EmbeddingEncoding::Base64) => Ok(false),
         (Some(b'['), EmbeddingEncoding::Base64) => {
-            let nums: Vec<&RawValue> =
-                serde_json::from_str(emb.get()).map_err(|_| bad_embedding())?;
+            let nums: Vec<&RawValue> = serde_json::from_str(emb.get()).map_err(|_| bad_embedding())?;
             let mut bytes = Vec::with_capacity(nums.len() * 4);
             for n in nums {
                 // Parse the decimal text straight to f32: going through f64
@@ -266,9 +243,7 @@ fn convert_embedding(
         }
         (Some(b'"'), EmbeddingEncoding::Float) => {
             let s = raw_string(emb).ok_or_else(bad_embedding)?;
-            let bytes = BASE64_LENIENT
-                .decode(s.trim())
-                .map_err(|_| bad_embedding())?;
+            let bytes = BASE64_LENIENT.decode(s.trim()).map_err(|_| bad_embedding())?;
             if bytes.len() % 4 != 0 {
                 return Err(bad_embedding());
             }
@@ -415,11 +390,7 @@ impl<'de> Deserialize<'de> for EmbeddingForm {
                 while let Some(n) = seq.next_element::<Num>()? {
                     ok &= n != Num::NotANumber;
                 }
-                Ok(EmbeddingForm(if ok {
-                    ItemForm::Floats
-                } else {
-                    ItemForm::Bad
-                }))
+                Ok(EmbeddingForm(if ok { ItemForm::Floats } else { ItemForm::Bad }))
             }
         }
         d.deserialize_any(V)
@@ -433,31 +404,19 @@ mod tests {
 
     #[test]
     fn inspect_embeddings_accepts_all_input_shapes() {
-        for input in [
-            r#""hello""#,
-            r#"["a","b"]"#,
-            "[1,2,3]",
-            "[[1,2],[3]]",
-            r#""""#,
-        ] {
+        for input in [r#""hello""#, r#"["a","b"]"#, "[1,2,3]", "[[1,2],[3]]", r#""""#] {
             let body = format!(r#"{{"model":"e","input":{input}}}"#);
             let head = inspect_embeddings(&obj(&body)).unwrap();
             assert_eq!(head.model, "e");
             assert_eq!(head.encoding, EmbeddingEncoding::Float);
             assert!(!head.explicit_encoding);
         }
-        let head = inspect_embeddings(&obj(
-            r#"{"model":"e","input":"x","encoding_format":"base64"}"#,
-        ))
-        .unwrap();
+        let head = inspect_embeddings(&obj(r#"{"model":"e","input":"x","encoding_format":"base64"}"#)).unwrap();
         assert_eq!(
             (head.encoding, head.explicit_encoding),
             (EmbeddingEncoding::Base64, true)
         );
-        let head = inspect_embeddings(&obj(
-            r#"{"model":"e","input":"x","encoding_format":"float"}"#,
-        ))
-        .unwrap();
+        let head = inspect_embeddings(&obj(r#"{"model":"e","input":"x","encoding_format":"float"}"#)).unwrap();
         assert_eq!(
             (head.encoding, head.explicit_encoding),
             (EmbeddingEncoding::Float, true)
@@ -489,14 +448,8 @@ mod tests {
             let err = inspect_embeddings(&obj(&body)).unwrap_err();
             assert_eq!(err.param(), Some("input"), "{input}");
         }
-        let err = inspect_embeddings(&obj(
-            r#"{"model":"e","input":"x","encoding_format":"int8"}"#,
-        ))
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"`encoding_format` must be "float" or "base64""#
-        );
+        let err = inspect_embeddings(&obj(r#"{"model":"e","input":"x","encoding_format":"int8"}"#)).unwrap_err();
+        assert_eq!(err.to_string(), r#"`encoding_format` must be "float" or "base64""#);
     }
 
     fn b64(floats: &[f32]) -> String {
@@ -523,10 +476,7 @@ mod tests {
     #[test]
     fn matching_form_needs_no_rewrite() {
         let floats = br#"{"data":[{"embedding":[0.1,2e-3,-4]},{"embedding":[]}],"usage":null}"#;
-        assert_eq!(
-            fix_embeddings_encoding(floats, EmbeddingEncoding::Float),
-            Ok(None)
-        );
+        assert_eq!(fix_embeddings_encoding(floats, EmbeddingEncoding::Float), Ok(None));
         let text = format!(r#"{{"data":[{{"embedding":"{}"}}]}}"#, b64(&[0.5]));
         assert_eq!(
             fix_embeddings_encoding(text.as_bytes(), EmbeddingEncoding::Base64),
@@ -602,47 +552,26 @@ mod tests {
         let out = fix_embeddings_encoding(body.as_bytes(), EmbeddingEncoding::Float)
             .unwrap()
             .unwrap();
-        assert_eq!(
-            out,
-            br#"{"data":[{"embedding":[0.5]},{"embedding":[0.25]}]}"#
-        );
+        assert_eq!(out, br#"{"data":[{"embedding":[0.5]},{"embedding":[0.25]}]}"#);
     }
 
     #[test]
     fn embeddings_errors() {
         let e = |b: &str, w| fix_embeddings_encoding(b.as_bytes(), w).unwrap_err();
         use EmbeddingEncoding::*;
-        assert_eq!(
-            e(r#"{"object":"list"}"#, Float),
-            BodyError::MissingField("data")
-        );
+        assert_eq!(e(r#"{"object":"list"}"#, Float), BodyError::MissingField("data"));
         assert_eq!(e(r#"{"data":{}}"#, Float).param(), Some("data"));
         assert_eq!(
             e(r#"{"data":[{"index":0}]}"#, Float),
             BodyError::MissingField(EMBEDDING_FIELD)
         );
-        assert_eq!(
-            e(r#"{"data":[{"embedding":null}]}"#, Float),
-            bad_embedding()
-        );
-        assert_eq!(
-            e(r#"{"data":[{"embedding":[1,"x"]}]}"#, Base64),
-            bad_embedding()
-        );
+        assert_eq!(e(r#"{"data":[{"embedding":null}]}"#, Float), bad_embedding());
+        assert_eq!(e(r#"{"data":[{"embedding":[1,"x"]}]}"#, Base64), bad_embedding());
         assert_eq!(e(r#"{"data":[3]}"#, Float), bad_embedding());
-        assert_eq!(
-            e(r#"{"data":[{"embedding":[1e39]}]}"#, Base64),
-            bad_embedding()
-        );
-        assert_eq!(
-            e(r#"{"data":[{"embedding":"!!!"}]}"#, Float),
-            bad_embedding()
-        );
+        assert_eq!(e(r#"{"data":[{"embedding":[1e39]}]}"#, Base64), bad_embedding());
+        assert_eq!(e(r#"{"data":[{"embedding":"!!!"}]}"#, Float), bad_embedding());
         // 3 bytes: not a whole f32.
-        assert_eq!(
-            e(r#"{"data":[{"embedding":"AAAA"}]}"#, Float),
-            bad_embedding()
-        );
+        assert_eq!(e(r#"{"data":[{"embedding":"AAAA"}]}"#, Float), bad_embedding());
         let nan = format!(r#"{{"data":[{{"embedding":"{}"}}]}}"#, b64(&[f32::NAN]));
         assert_eq!(e(&nan, Float).param(), Some(EMBEDDING_FIELD));
         assert_eq!(e("[1]", Float), BodyError::NotAnObject);
@@ -650,9 +579,7 @@ mod tests {
         // Unpadded base64 is accepted.
         let unpadded = r#"{"data":[{"embedding":"AACAPw"}]}"#;
         assert_eq!(
-            fix_embeddings_encoding(unpadded.as_bytes(), Float)
-                .unwrap()
-                .unwrap(),
+            fix_embeddings_encoding(unpadded.as_bytes(), Float).unwrap().unwrap(),
             br#"{"data":[{"embedding":[1.0]}]}"#
         );
     }

@@ -21,9 +21,7 @@ mod embeddings;
 mod stream;
 
 pub use chat::{inspect_chat, rewrite_chat, ChatHead};
-pub use embeddings::{
-    fix_embeddings_encoding, inspect_embeddings, EmbeddingEncoding, EmbeddingsHead,
-};
+pub use embeddings::{fix_embeddings_encoding, inspect_embeddings, EmbeddingEncoding, EmbeddingsHead};
 pub use stream::{response_usage, OpenAiStreamPassthrough};
 
 use std::borrow::Cow;
@@ -119,8 +117,7 @@ impl<'a> JsonObject<'a> {
                 Err(e) => BodyError::MalformedJson(e.to_string()),
             });
         }
-        let Entries(mut entries) =
-            serde_json::from_slice(body).map_err(|e| BodyError::MalformedJson(e.to_string()))?;
+        let Entries(mut entries) = serde_json::from_slice(body).map_err(|e| BodyError::MalformedJson(e.to_string()))?;
         dedupe(&mut entries);
         Ok(JsonObject { entries })
     }
@@ -144,9 +141,7 @@ impl<'a> JsonObject<'a> {
     pub fn set_raw(&mut self, key: &str, value: Box<RawValue>) {
         match self.entries.iter_mut().find(|(k, _)| k.as_ref() == key) {
             Some((_, v)) => *v = Cow::Owned(value),
-            None => self
-                .entries
-                .push((Cow::Owned(key.to_owned()), Cow::Owned(value))),
+            None => self.entries.push((Cow::Owned(key.to_owned()), Cow::Owned(value))),
         }
     }
 
@@ -492,24 +487,12 @@ mod tests {
         assert_eq!(o.get("a").unwrap().get(), r#"{"x" : "y"}"#);
         assert_eq!(o.get("c").unwrap().get(), "\"é😀\"");
         assert!(o.get("z").is_none());
-        assert_eq!(
-            o.to_vec(),
-            r#"{"b":[1, 2],"a":{"x" : "y"},"c":"é😀"}"#.as_bytes()
-        );
+        assert_eq!(o.to_vec(), r#"{"b":[1, 2],"a":{"x" : "y"},"c":"é😀"}"#.as_bytes());
     }
 
     #[test]
     fn malformed_and_non_objects_are_told_apart() {
-        for bad in [
-            "",
-            "   ",
-            "{",
-            r#"{"a":}"#,
-            r#"{"a":1} x"#,
-            r#"{"a":1,}"#,
-            "[1",
-            "nul",
-        ] {
+        for bad in ["", "   ", "{", r#"{"a":}"#, r#"{"a":1} x"#, r#"{"a":1,}"#, "[1", "nul"] {
             match JsonObject::parse(bad.as_bytes()) {
                 Err(BodyError::MalformedJson(msg)) => assert!(!msg.is_empty(), "{bad}"),
                 other => panic!("{bad:?} gave {other:?}"),
@@ -580,10 +563,7 @@ mod tests {
         let o = obj(body);
         assert_eq!(keys(&o), ["a\"b", "tab\there", "é\u{1}", "plain"]);
         let out = o.to_vec();
-        assert_eq!(
-            out,
-            r#"{"a\"b":1,"tab\there":2,"é\u0001":3,"plain":4}"#.as_bytes()
-        );
+        assert_eq!(out, r#"{"a\"b":1,"tab\there":2,"é\u0001":3,"plain":4}"#.as_bytes());
         assert_eq!(as_value(&out), as_value(body.as_bytes()));
     }
 
@@ -617,24 +597,15 @@ mod tests {
             field: "messages",
             expected: "a non-empty array of message objects",
         };
-        assert_eq!(
-            e.to_string(),
-            "`messages` must be a non-empty array of message objects"
-        );
+        assert_eq!(e.to_string(), "`messages` must be a non-empty array of message objects");
         assert_eq!(e.param(), Some("messages"));
         let e = BodyError::MissingField("model");
         assert_eq!(e.to_string(), "missing required parameter `model`");
         assert_eq!(e.param(), Some("model"));
-        assert_eq!(
-            BodyError::NotAnObject.to_string(),
-            "body must be a JSON object"
-        );
+        assert_eq!(BodyError::NotAnObject.to_string(), "body must be a JSON object");
         assert_eq!(BodyError::NotAnObject.param(), None);
         let e = JsonObject::parse(b"{\"a\":").unwrap_err();
-        assert!(
-            e.to_string().starts_with("body is not valid JSON: EOF"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("body is not valid JSON: EOF"), "{e}");
         assert_eq!(e.param(), None);
     }
 }

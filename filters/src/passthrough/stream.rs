@@ -264,13 +264,10 @@ impl OpenAiStreamPassthrough {
         };
 
         if self.model.is_none() {
-            self.model = obj
-                .get("model")
-                .and_then(raw_string)
-                .filter(|m| !m.is_empty());
+            self.model = obj.get("model").and_then(raw_string).filter(|m| !m.is_empty());
         }
-        let is_error = obj.get("error").is_some_and(|e| !is_null(e))
-            || obj.get("object").map(RawValue::get) == Some("\"error\"");
+        let is_error =
+            obj.get("error").is_some_and(|e| !is_null(e)) || obj.get("object").map(RawValue::get) == Some("\"error\"");
         if is_error {
             self.error = Some(upstream_error_message(d));
         }
@@ -322,11 +319,8 @@ fn choices_have_token(raw: &RawValue) -> bool {
     choices.into_iter().any(|c| {
         JsonObject::parse_raw(c).is_ok_and(|choice| {
             choice.get("delta").is_some_and(|d| {
-                JsonObject::parse_raw(d).is_ok_and(|delta| {
-                    TOKEN_FIELDS
-                        .iter()
-                        .any(|f| delta.get(f).is_some_and(non_empty))
-                })
+                JsonObject::parse_raw(d)
+                    .is_ok_and(|delta| TOKEN_FIELDS.iter().any(|f| delta.get(f).is_some_and(non_empty)))
             })
         })
     })
@@ -393,11 +387,7 @@ mod tests {
         before.push_str(": OPENROUTER PROCESSING\r\n\r\n");
         before.push_str(&format!(
             "data: {}\r\n\r\n",
-            chunk(
-                r#"{"role":"assistant","content":"","refusal":null}"#,
-                "null",
-                "null"
-            )
+            chunk(r#"{"role":"assistant","content":"","refusal":null}"#, "null", "null")
         ));
         before.push_str(&format!(
             "data: {}\n\n",
@@ -410,10 +400,7 @@ mod tests {
         let split = chunk(r#"{"content":" \"usage\": x"}"#, "null", "null");
         let (l, r) = split.split_at(split.find("\"choices\"").unwrap());
         before.push_str(&format!("data: {l}\ndata: {r}\n\n"));
-        before.push_str(&format!(
-            "data: {}\r\n\r\n",
-            chunk("{}", "\"stop\"", "null")
-        ));
+        before.push_str(&format!("data: {}\r\n\r\n", chunk("{}", "\"stop\"", "null")));
         let usage = format!("data: {}\r\n\r\n", usage_chunk());
         let after = "data: [DONE]\r\n\r\n".to_string();
         (before + &usage + &after, usage)
@@ -478,10 +465,7 @@ mod tests {
     fn stream_strip_removes_only_the_usage_chunk() {
         let (stream, usage_block) = fixture();
         let r = run(&[stream.as_bytes()], true);
-        assert_eq!(
-            String::from_utf8(r.out).unwrap(),
-            stream.replace(&usage_block, "")
-        );
+        assert_eq!(String::from_utf8(r.out).unwrap(), stream.replace(&usage_block, ""));
         assert_eq!(r.usage, Some(expected_usage()));
         assert!(r.done);
     }
@@ -506,9 +490,8 @@ mod tests {
             assert_eq!(single.usage, whole.usage);
             // One byte at a time, the first token is reported the moment the
             // "Café" event completes, i.e. right after it is written.
-            let cafe_end = stream.find("Café").unwrap()
-                + stream[stream.find("Café").unwrap()..].find("\n\n").unwrap()
-                + 2;
+            let cafe_end =
+                stream.find("Café").unwrap() + stream[stream.find("Café").unwrap()..].find("\n\n").unwrap() + 2;
             assert_eq!(single.first_token_at, vec![cafe_end]);
         }
     }
@@ -537,10 +520,7 @@ mod tests {
         assert!(!p.push(more.as_bytes(), &mut out));
 
         let mut p = OpenAiStreamPassthrough::new(false);
-        let reasoning = format!(
-            "data: {}\n\n",
-            chunk(r#"{"reasoning_content":"hm"}"#, "null", "null")
-        );
+        let reasoning = format!("data: {}\n\n", chunk(r#"{"reasoning_content":"hm"}"#, "null", "null"));
         assert!(p.push(reasoning.as_bytes(), &mut out));
     }
 
@@ -578,8 +558,7 @@ mod tests {
     fn in_stream_errors_are_recorded_and_forwarded() {
         let mut p = OpenAiStreamPassthrough::new(true);
         let mut out = Vec::new();
-        let body =
-            "data: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"rate_limit\"}}\n\n";
+        let body = "data: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"rate_limit\"}}\n\n";
         p.push(body.as_bytes(), &mut out);
         assert_eq!(p.error(), Some("Rate limit reached"));
         assert_eq!(out, body.as_bytes());
@@ -591,18 +570,12 @@ mod tests {
         assert_eq!(p.error(), Some("bad"));
 
         let mut p = OpenAiStreamPassthrough::new(false);
-        p.push(
-            b"event: error\ndata: {\"message\":\"overloaded\"}\n\n",
-            &mut out,
-        );
+        p.push(b"event: error\ndata: {\"message\":\"overloaded\"}\n\n", &mut out);
         assert_eq!(p.error(), Some("overloaded"));
 
         // "error" inside content is not an error.
         let mut p = OpenAiStreamPassthrough::new(false);
-        let c = format!(
-            "data: {}\n\n",
-            chunk(r#"{"content":"error"}"#, "null", "null")
-        );
+        let c = format!("data: {}\n\n", chunk(r#"{"content":"error"}"#, "null", "null"));
         p.push(c.as_bytes(), &mut out);
         assert_eq!(p.error(), None);
         assert!(p.first_token_seen());

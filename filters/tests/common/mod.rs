@@ -22,10 +22,7 @@ pub const PROVIDERS: [(&str, WireDialect); 3] = [
 ];
 
 /// Caller dialects.
-pub const CALLERS: [(&str, Dialect); 2] = [
-    ("openai", Dialect::OpenAi),
-    ("anthropic", Dialect::Anthropic),
-];
+pub const CALLERS: [(&str, Dialect); 2] = [("openai", Dialect::OpenAi), ("anthropic", Dialect::Anthropic)];
 
 /// `(case name, path)` of every fixture of `provider` ending in `suffix`.
 pub fn fixtures(provider: &str, suffix: &str) -> Vec<(String, PathBuf)> {
@@ -35,8 +32,7 @@ pub fn fixtures(provider: &str, suffix: &str) -> Vec<(String, PathBuf)> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(suffix)
-                .map(|case| (case.to_string(), e.path()))
+            name.strip_suffix(suffix).map(|case| (case.to_string(), e.path()))
         })
         .collect();
     out.sort();
@@ -103,8 +99,7 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
     let mut delta_seen: Option<String> = None;
     let mut stopped = false;
     for (i, (ev, data)) in events.iter().enumerate() {
-        let v: Value =
-            serde_json::from_str(data).map_err(|e| format!("event {i}: data not JSON: {e}"))?;
+        let v: Value = serde_json::from_str(data).map_err(|e| format!("event {i}: data not JSON: {e}"))?;
         let ty = v["type"].as_str().ok_or(format!("event {i}: no type"))?;
         if ev.as_deref() != Some(ty) {
             return Err(format!("event {i}: event line {ev:?} != data type {ty}"));
@@ -116,12 +111,8 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
             if i != events.len() - 1 {
                 return Err("error event is not last".into());
             }
-            let et = v["error"]["type"]
-                .as_str()
-                .ok_or("error without error.type")?;
-            v["error"]["message"]
-                .as_str()
-                .ok_or("error without message")?;
+            let et = v["error"]["type"].as_str().ok_or("error without error.type")?;
+            v["error"]["message"].as_str().ok_or("error without message")?;
             return Ok(format!("error:{et}"));
         }
         if ty != "message_start" && !started {
@@ -164,9 +155,7 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
                         // Upstream ids pass through unchanged (the caller
                         // echoes them back to the same upstream); ids the
                         // gateway generates are checked in unit tests.
-                        v["content_block"]["id"]
-                            .as_str()
-                            .ok_or("tool_use without id")?;
+                        v["content_block"]["id"].as_str().ok_or("tool_use without id")?;
                         tool_json.push((idx, String::new()));
                     }
                     other => return Err(format!("unexpected block type {other}")),
@@ -179,17 +168,13 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
                     && v["delta"]["type"] == "input_json_delta"
                     && tool_json.iter().any(|(i, _)| *i == idx);
                 if allow_late_tool_args && late_tool && delta_seen.is_none() {
-                    let frag = v["delta"]["partial_json"]
-                        .as_str()
-                        .ok_or("no partial_json")?;
+                    let frag = v["delta"]["partial_json"].as_str().ok_or("no partial_json")?;
                     if let Some((_, s)) = tool_json.iter_mut().find(|(i, _)| *i == idx) {
                         s.push_str(frag);
                     }
                     continue;
                 }
-                let (oidx, bt) = open
-                    .as_ref()
-                    .ok_or(format!("delta for {idx} with no open block"))?;
+                let (oidx, bt) = open.as_ref().ok_or(format!("delta for {idx} with no open block"))?;
                 if *oidx != idx {
                     return Err(format!("delta for {idx} while {oidx} open"));
                 }
@@ -204,9 +189,7 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
                     return Err(format!("{dt} inside a {bt} block"));
                 }
                 if dt == "input_json_delta" {
-                    let frag = v["delta"]["partial_json"]
-                        .as_str()
-                        .ok_or("no partial_json")?;
+                    let frag = v["delta"]["partial_json"].as_str().ok_or("no partial_json")?;
                     if let Some((_, s)) = tool_json.iter_mut().find(|(i, _)| *i == idx) {
                         s.push_str(frag);
                     }
@@ -301,9 +284,7 @@ pub fn validate_openai(bytes: &[u8], include_usage: bool) -> Result<String, Stri
                 return Err("include_usage but no usage chunk".into());
             }
             let f = finish.ok_or("no finish_reason before [DONE]")?;
-            if !tool_indexes.is_empty()
-                && !matches!(f.as_str(), "tool_calls" | "length" | "content_filter")
-            {
+            if !tool_indexes.is_empty() && !matches!(f.as_str(), "tool_calls" | "length" | "content_filter") {
                 return Err(format!("tool calls but finish_reason {f}"));
             }
             if tool_indexes.is_empty() && f == "tool_calls" {

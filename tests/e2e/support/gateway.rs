@@ -73,7 +73,12 @@ impl Gateway {
         let tx = log_tx.clone();
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
-            let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log_path).await else {
+            let Ok(mut file) = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .await
+            else {
                 return;
             };
             let mut lines = BufReader::new(stderr).lines();

@@ -197,11 +197,8 @@ impl MockUpstream {
     /// Starts a mock on `127.0.0.1:0` answering every request with `handler`. It is accepting
     /// connections when this returns.
     pub async fn start(handler: Handler) -> MockUpstream {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("mock upstream: bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("mock upstream: set_nonblocking");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("mock upstream: bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("mock upstream: set_nonblocking");
         let addr = listener.local_addr().expect("mock upstream: local_addr");
         let state = Arc::new(State::default());
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -216,8 +213,7 @@ impl MockUpstream {
                     .build()
                     .expect("mock upstream: build runtime");
                 rt.block_on(async move {
-                    let listener =
-                        TcpListener::from_std(listener).expect("mock upstream: register listener");
+                    let listener = TcpListener::from_std(listener).expect("mock upstream: register listener");
                     tokio::select! {
                         _ = stop => {}
                         _ = accept_loop(listener, handler, thread_state) => {}
@@ -252,11 +248,7 @@ impl MockUpstream {
     /// Every request received so far, in arrival order (a request is recorded as soon as its body
     /// has been read, before the handler runs).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.state.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The most recent request, if any.
@@ -391,19 +383,11 @@ impl Conn {
         let mut lines = head.split("\r\n");
         let request_line = lines.next().unwrap_or("");
         let mut parts = request_line.split(' ');
-        let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next())
-        {
-            (Some(m), Some(p), Some(v), None)
-                if !m.is_empty() && !p.is_empty() && v.starts_with("HTTP/1.") =>
-            {
+        let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(m), Some(p), Some(v), None) if !m.is_empty() && !p.is_empty() && v.starts_with("HTTP/1.") => {
                 (m, p, v)
             }
-            _ => {
-                return Err(ReadError::Bad(
-                    400,
-                    format!("bad request line {request_line:?}"),
-                ))
-            }
+            _ => return Err(ReadError::Bad(400, format!("bad request line {request_line:?}"))),
         };
         let mut headers = Vec::new();
         for line in lines {
@@ -444,9 +428,7 @@ impl Conn {
         };
         let expects_body = chunked || content_length.unwrap_or(0) > 0;
         if expects_body && values("expect").any(|v| v.eq_ignore_ascii_case("100-continue")) {
-            self.sock
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
+            self.sock.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
         let body = if chunked {
             let mut body = Vec::new();
@@ -483,14 +465,8 @@ impl Conn {
 }
 
 /// The values of every header named `name` (already lowercased).
-fn header_values<'a>(
-    headers: &'a [(String, String)],
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+fn header_values<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -498,17 +474,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 async fn serve_connection(sock: TcpStream, handler: Handler, state: Arc<State>) {
-    let mut conn = Conn {
-        sock,
-        buf: Vec::new(),
-    };
+    let mut conn = Conn { sock, buf: Vec::new() };
     loop {
         let req = match conn.read_request().await {
             Ok(Some(req)) => req,
             Ok(None) | Err(ReadError::Io) => return,
             Err(ReadError::Bad(status, message)) => {
-                let body =
-                    to_openai_json(&openai_error(&message, "invalid_request_error", None, None));
+                let body = to_openai_json(&openai_error(&message, "invalid_request_error", None, None));
                 let resp = MockResponse::Json {
                     status,
                     body,
@@ -581,12 +553,7 @@ fn has_header(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
-fn write_head(
-    status: u16,
-    headers: &[(String, String)],
-    defaults: &[(&str, String)],
-    keep_alive: bool,
-) -> Vec<u8> {
+fn write_head(status: u16, headers: &[(String, String)], defaults: &[(&str, String)], keep_alive: bool) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (name, value) in defaults {
         if !has_header(headers, name) {
@@ -604,18 +571,9 @@ fn write_head(
 }
 
 /// Writes one response; `Ok(true)` if the connection may carry another request.
-async fn write_response(
-    conn: &mut Conn,
-    resp: MockResponse,
-    keep_alive: bool,
-    is_head: bool,
-) -> io::Result<bool> {
+async fn write_response(conn: &mut Conn, resp: MockResponse, keep_alive: bool, is_head: bool) -> io::Result<bool> {
     match resp {
-        MockResponse::Json {
-            status,
-            body,
-            headers,
-        } => {
+        MockResponse::Json { status, body, headers } => {
             let defaults = [
                 ("content-type", "application/json".to_string()),
                 ("content-length", body.len().to_string()),
@@ -628,11 +586,7 @@ async fn write_response(
             conn.sock.flush().await?;
             Ok(true)
         }
-        MockResponse::Stream {
-            status,
-            headers,
-            steps,
-        } => {
+        MockResponse::Stream { status, headers, steps } => {
             let defaults = [
                 ("content-type", "text/event-stream".to_string()),
                 ("transfer-encoding", "chunked".to_string()),
@@ -771,12 +725,7 @@ fn write_ordered(v: &Value, order: &[&str], out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by_key(|k| {
-                (
-                    order.iter().position(|o| o == k).unwrap_or(usize::MAX),
-                    k.as_str(),
-                )
-            });
+            keys.sort_by_key(|k| (order.iter().position(|o| o == k).unwrap_or(usize::MAX), k.as_str()));
             out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
@@ -823,17 +772,9 @@ fn stream_steps(spec: &StreamSpec<'_>) -> Vec<Step> {
         None,
     ));
     for piece in spec.pieces {
-        chunks.push(openai_chat_chunk(
-            spec.model,
-            json!({"content": piece}),
-            None,
-        ));
+        chunks.push(openai_chat_chunk(spec.model, json!({"content": piece}), None));
     }
-    chunks.push(openai_chat_chunk(
-        spec.model,
-        json!({}),
-        Some(spec.finish_reason),
-    ));
+    chunks.push(openai_chat_chunk(spec.model, json!({}), Some(spec.finish_reason)));
     if spec.usage.is_some() {
         for chunk in &mut chunks {
             chunk["usage"] = Value::Null;
@@ -1018,11 +959,7 @@ fn with_openai_headers(resp: MockResponse, n: u64) -> MockResponse {
             mut headers,
         } => {
             add(&mut headers);
-            MockResponse::Json {
-                status,
-                body,
-                headers,
-            }
+            MockResponse::Json { status, body, headers }
         }
         MockResponse::Stream {
             status,
@@ -1030,32 +967,20 @@ fn with_openai_headers(resp: MockResponse, n: u64) -> MockResponse {
             steps,
         } => {
             add(&mut headers);
-            MockResponse::Stream {
-                status,
-                headers,
-                steps,
-            }
+            MockResponse::Stream { status, headers, steps }
         }
         other => other,
     }
 }
 
-fn invalid_request(
-    status: u16,
-    message: &str,
-    param: Option<&str>,
-    code: Option<&str>,
-) -> MockResponse {
+fn invalid_request(status: u16, message: &str, param: Option<&str>, code: Option<&str>) -> MockResponse {
     MockResponse::openai_error(status, message, "invalid_request_error", param, code)
 }
 
 fn openai_route(req: &RecordedRequest, chats: &AtomicU64) -> MockResponse {
     let key = req
         .header("authorization")
-        .and_then(|a| {
-            a.strip_prefix("Bearer ")
-                .or_else(|| a.strip_prefix("bearer "))
-        })
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|k| !k.is_empty());
     let Some(key) = key else {
@@ -1103,9 +1028,7 @@ fn openai_route(req: &RecordedRequest, chats: &AtomicU64) -> MockResponse {
                 )
             }
         }
-        (method, path) => {
-            invalid_request(404, &format!("Invalid URL ({method} {path})"), None, None)
-        }
+        (method, path) => invalid_request(404, &format!("Invalid URL ({method} {path})"), None, None),
     }
 }
 
@@ -1179,15 +1102,11 @@ fn openai_chat(req: &RecordedRequest, chats: &AtomicU64) -> MockResponse {
         });
         MockResponse::Stream {
             status: 200,
-            headers: vec![(
-                "content-type".into(),
-                "text/event-stream; charset=utf-8".into(),
-            )],
+            headers: vec![("content-type".into(), "text/event-stream; charset=utf-8".into())],
             steps,
         }
     } else {
-        let mut completion =
-            openai_chat_completion(model, &pieces.concat(), (prompt_tokens, completion_tokens));
+        let mut completion = openai_chat_completion(model, &pieces.concat(), (prompt_tokens, completion_tokens));
         completion["id"] = json!(id);
         completion["choices"][0]["finish_reason"] = json!(finish_reason);
         MockResponse::json(200, &completion)
@@ -1376,10 +1295,7 @@ mod tests {
             Step::Wait(gate.clone()),
             Step::Send(b"data: two\n\n".to_vec()),
         ];
-        let mock = MockUpstream::start(Arc::new(move |_: &RecordedRequest| {
-            MockResponse::sse(steps.clone())
-        }))
-        .await;
+        let mock = MockUpstream::start(Arc::new(move |_: &RecordedRequest| MockResponse::sse(steps.clone()))).await;
         let resp = client()
             .post(format!("{}/stream", mock.base_url()))
             .body("{}")
@@ -1420,10 +1336,7 @@ mod tests {
         .await;
         let resp = client().get(mock.base_url()).send().await.unwrap();
         let mut body = resp.bytes_stream();
-        assert_eq!(
-            &body.next().await.unwrap().unwrap()[..],
-            b"data: partial\n\n"
-        );
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"data: partial\n\n");
         let end = body.next().await;
         assert!(
             matches!(end, Some(Err(_))),
@@ -1444,13 +1357,10 @@ mod tests {
         }))
         .await;
         // reqwest sends a streamed body with Transfer-Encoding: chunked.
-        let parts: Vec<Result<&'static [u8], std::io::Error>> =
-            vec![Ok(b"{\"a\":"), Ok(b"1,"), Ok(b"\"b\":[2]}")];
+        let parts: Vec<Result<&'static [u8], std::io::Error>> = vec![Ok(b"{\"a\":"), Ok(b"1,"), Ok(b"\"b\":[2]}")];
         let resp = client()
             .post(format!("{}/v1/echo", mock.base_url()))
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                parts,
-            )))
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(parts)))
             .send()
             .await
             .unwrap();
@@ -1493,26 +1403,15 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.is_timeout(), "{err:?}");
-        assert_eq!(
-            raw_exchange(mock.addr(), b"GET /close HTTP/1.1\r\n\r\n").await,
-            ""
-        );
-        let out = raw_exchange(
-            mock.addr(),
-            b"GET /panic HTTP/1.1\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+        assert_eq!(raw_exchange(mock.addr(), b"GET /close HTTP/1.1\r\n\r\n").await, "");
+        let out = raw_exchange(mock.addr(), b"GET /panic HTTP/1.1\r\nConnection: close\r\n\r\n").await;
         assert!(
             out.starts_with("HTTP/1.1 500 ") && out.contains("mock handler panicked: boom"),
             "{out}"
         );
         let out = raw_exchange(mock.addr(), b"NONSENSE\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
-        assert_eq!(
-            mock.requests().len(),
-            3,
-            "malformed requests are not recorded"
-        );
+        assert_eq!(mock.requests().len(), 3, "malformed requests are not recorded");
     }
 
     #[tokio::test]
@@ -1567,7 +1466,8 @@ mod tests {
     async fn openai_chat_stream_with_and_without_usage() {
         let mock = MockUpstream::openai().await;
         for include_usage in [false, true] {
-            let mut req = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi there"}]});
+            let mut req =
+                json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi there"}]});
             if include_usage {
                 req["stream_options"] = json!({"include_usage": true});
             }
@@ -1578,10 +1478,7 @@ mod tests {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(
-                resp.headers()["content-type"],
-                "text/event-stream; charset=utf-8"
-            );
+            assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
             let text = resp.text().await.unwrap();
             let events = sse_events(&text);
             assert_eq!(*events.last().unwrap(), "[DONE]");
@@ -1626,15 +1523,12 @@ mod tests {
             .collect();
         assert_eq!(bodies.len(), 6);
         assert!(
-            bodies[0].starts_with(
-                "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\""
-            ),
+            bodies[0].starts_with("data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\""),
             "{}",
             bodies[0]
         );
         assert_eq!(bodies[5], "data: [DONE]\n\n");
-        let usage: Value =
-            serde_json::from_str(bodies[4].strip_prefix("data: ").unwrap().trim_end()).unwrap();
+        let usage: Value = serde_json::from_str(bodies[4].strip_prefix("data: ").unwrap().trim_end()).unwrap();
         assert_eq!(usage["usage"]["prompt_tokens"], HELPER_PROMPT_TOKENS);
         assert_eq!(usage["usage"]["completion_tokens"], 2);
         assert_eq!(usage["choices"], json!([]));
@@ -1645,12 +1539,8 @@ mod tests {
              \"service_tier\":\"default\",\"system_fingerprint\":\"fp_mock\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\
              \"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n"
         );
-        let err =
-            String::from_utf8(to_openai_json(&openai_error("m", "t", None, Some("c")))).unwrap();
-        assert_eq!(
-            err,
-            r#"{"error":{"message":"m","type":"t","param":null,"code":"c"}}"#
-        );
+        let err = String::from_utf8(to_openai_json(&openai_error("m", "t", None, Some("c")))).unwrap();
+        assert_eq!(err, r#"{"error":{"message":"m","type":"t","param":null,"code":"c"}}"#);
         assert_eq!(openai_stream_steps("m", &["a"], false).len(), 4);
     }
 
@@ -1663,9 +1553,7 @@ mod tests {
         let v = mock_embedding("hello", 8);
         assert_eq!(v, mock_embedding("hello", 8));
         assert_ne!(v, mock_embedding("hello!", 8));
-        assert!(v
-            .iter()
-            .all(|x| (-1.0..1.0).contains(x) && (x * 1024.0).fract() == 0.0));
+        assert!(v.iter().all(|x| (-1.0..1.0).contains(x) && (x * 1024.0).fract() == 0.0));
     }
 
     #[tokio::test]
@@ -1686,10 +1574,7 @@ mod tests {
                 .unwrap();
             assert_eq!(body["object"], "list");
             assert_eq!(body["model"], "text-embedding-3-small");
-            assert_eq!(
-                body["usage"],
-                json!({"prompt_tokens": 3, "total_tokens": 3})
-            );
+            assert_eq!(body["usage"], json!({"prompt_tokens": 3, "total_tokens": 3}));
             assert_eq!(body["data"][1]["index"], 1);
             answers.push(body);
         }
@@ -1700,10 +1585,7 @@ mod tests {
             .map(|x| x.as_f64().unwrap() as f32)
             .collect();
         assert_eq!(floats, mock_embedding("hello world", MOCK_EMBED_DIMS));
-        assert_eq!(
-            answers[1]["data"][0]["embedding"],
-            json!(embedding_base64(&floats))
-        );
+        assert_eq!(answers[1]["data"][0]["embedding"], json!(embedding_base64(&floats)));
 
         let tokens: Value = c
             .post(format!("{}/v1/embeddings", mock.base_url()))
@@ -1751,10 +1633,7 @@ mod tests {
         ];
         for (key, method, path, status, code) in cases {
             let mut req = c
-                .request(
-                    method.parse().unwrap(),
-                    format!("{}{path}", mock.base_url()),
-                )
+                .request(method.parse().unwrap(), format!("{}{path}", mock.base_url()))
                 .json(&json!({"model": "gpt-4o-mini", "messages": []}));
             if let Some(key) = key {
                 req = req.bearer_auth(key);
@@ -1763,27 +1642,19 @@ mod tests {
             assert_eq!(resp.status().as_u16(), status, "{method} {path}");
             let body: Value = resp.json().await.unwrap();
             let err = &body["error"];
-            assert!(
-                err["message"].is_string() && err["type"].is_string(),
-                "{body}"
-            );
+            assert!(err["message"].is_string() && err["type"].is_string(), "{body}");
             assert!(err.as_object().unwrap().contains_key("param"), "{body}");
             assert_eq!(err["code"], code, "{body}");
         }
         let resp = c
             .post(format!("{}/v1/chat/completions", mock.base_url()))
             .bearer_auth("sk-test")
-            .json(
-                &json!({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}),
-            )
+            .json(&json!({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 404);
-        assert_eq!(
-            resp.json::<Value>().await.unwrap()["error"]["code"],
-            "model_not_found"
-        );
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "model_not_found");
         let resp = c
             .post(format!("{}/v1/chat/completions", mock.base_url()))
             .bearer_auth("sk-test")

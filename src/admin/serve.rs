@@ -1,0 +1,316 @@
+//! The Pingora side of `/admin/*` and `/metrics`: authentication (master key,
+//! or loopback-only when no key is configured), the live SSE stream, config
+//! refresh, model overrides, and delegation of the JSON endpoints to
+//! [`super::handle`].
+
+use super::{blocking, AdminCtx, AdminError, AdminResponse};
+use crate::error::GatewayError;
+use crate::proxy::{constant_time_eq, presented_key, respond_json, Gateway, RequestCtx};
+use crate::store::ModelOverride;
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Heartbeat interval of the live stream (keeps proxies from timing it out).
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Admin access: the master key when one is set; otherwise loopback clients
+/// only (startup logs a warning about it).
+pub fn authorize_admin(session: &Session, master: Option<&str>) -> Result<(), GatewayError> {
+    match master {
+        Some(m) => match presented_key(session) {
+            Some(k) if constant_time_eq(k.as_bytes(), m.as_bytes()) => Ok(()),
+            Some(_) => Err(GatewayError::Unauthorized("Invalid admin key")),
+            None => Err(GatewayError::Unauthorized(
+                "The admin API needs the master key: `Authorization: Bearer <key>`",
+            )),
+        },
+        None => {
+            let loopback = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .is_some_and(|a| a.ip().is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(GatewayError::Unauthorized(
+                    "No master key is configured: the admin API answers loopback clients only",
+                ))
+            }
+        }
+    }
+}
+
+/// Serves one admin request (already authorized, body read).
+pub async fn serve(g: &Gateway, session: &mut Session, ctx: &mut RequestCtx, path: &str, body: Bytes) {
+    let method = session.req_header().method.as_str().to_string();
+    let query = session.req_header().uri.query().map(str::to_string);
+    if path == "/admin/live/logs" {
+        if method != "GET" {
+            let r = AdminError::MethodNotAllowed { allow: "GET" }.response();
+            return send(session, ctx, r).await;
+        }
+        return live(g, session, ctx).await;
+    }
+    if path == "/admin/runtime/flush" {
+        // Writes every queued usage record and audit entry now (tests, and
+        // operators before a backup); answers how many were written.
+        let r = if method == "POST" {
+            match g.svc.recorder.flush_now().await {
+                Ok(n) => AdminResponse::ok(&json!({"written": n})),
+                Err(e) => AdminError::Store(e.to_string()).response(),
+            }
+        } else {
+            AdminError::MethodNotAllowed { allow: "POST" }.response()
+        };
+        return send(session, ctx, r).await;
+    }
+    let resp = if path == "/admin/runtime/refresh" {
+        if method == "POST" {
+            refresh(g)
+        } else {
+            AdminError::MethodNotAllowed { allow: "POST" }.response()
+        }
+    } else if path == "/admin/model-overrides" || path.starts_with("/admin/model-overrides/") {
+        overrides(g, &method, path, &body).await
+    } else {
+        let actx = AdminCtx {
+            store: g.store.clone(),
+            snapshot: g.live.snapshot(),
+            discovered: g.live.discovered(),
+            provider_stats: g.svc.stats.clone(),
+            prices: g.svc.prices.clone(),
+        };
+        super::handle(&actx, &method, path, query.as_deref(), &body).await
+    };
+    send(session, ctx, resp).await;
+}
+
+async fn send(session: &mut Session, ctx: &mut RequestCtx, r: AdminResponse) {
+    respond_json(session, ctx, r.status, r.body, &r.headers).await;
+}
+
+/// `POST /admin/runtime/refresh`: reload now; report every error.
+fn refresh(g: &Gateway) -> AdminResponse {
+    match g.svc.reloader.reload("refresh endpoint", true) {
+        Ok(_) => AdminResponse::ok(&json!({"status": "reloaded"})),
+        Err(errs) => {
+            let list: Vec<Value> = errs
+                .iter()
+                .map(|e| json!({"path": e.path, "message": e.message}))
+                .collect();
+            let body = json!({
+                "error": {"message": format!("config rejected ({} error(s)); the previous config keeps serving", errs.len()),
+                          "type": "invalid_request_error", "param": null, "code": "config_invalid"},
+                "errors": list,
+            });
+            AdminResponse {
+                status: 400,
+                body: body.to_string().into_bytes(),
+                headers: Vec::new(),
+            }
+        }
+    }
+}
+
+/// Loads the overrides from the store into the live state.
+pub async fn load_overrides(g: &Gateway) -> Result<(), AdminError> {
+    let list = blocking(&g.store, |s| s.overrides_list()).await?;
+    g.live.set_overrides(list.into_iter().collect());
+    Ok(())
+}
+
+/// `GET/PUT/DELETE /admin/model-overrides[/{name}]`.
+async fn overrides(g: &Gateway, method: &str, path: &str, body: &[u8]) -> AdminResponse {
+    let name = path
+        .strip_prefix("/admin/model-overrides")
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let result: Result<AdminResponse, AdminError> = async {
+        match (method, name.is_empty()) {
+            ("GET", true) => {
+                let list = blocking(&g.store, |s| s.overrides_list()).await?;
+                let map: serde_json::Map<String, Value> = list
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or(Value::Null)))
+                    .collect();
+                Ok(AdminResponse::ok(&json!({"overrides": map})))
+            }
+            ("GET", false) => {
+                let list = blocking(&g.store, |s| s.overrides_list()).await?;
+                match list.into_iter().find(|(k, _)| k == name) {
+                    Some((k, v)) => Ok(AdminResponse::ok(&json!({"model": k, "override": v}))),
+                    None => Err(AdminError::NotFound(format!("no override for `{name}`"))),
+                }
+            }
+            ("PUT", false) => {
+                let o: ModelOverride = serde_json::from_slice(body).map_err(|e| AdminError::BadParam {
+                    param: "body".into(),
+                    message: format!(
+                        "body must be {{\"target\": \"provider/model\", \"disabled\": bool, \"defaults\": {{…}}}}: {e}"
+                    ),
+                })?;
+                validate_override(g, name, &o)?;
+                let (n, o2) = (name.to_string(), o.clone());
+                blocking(&g.store, move |s| s.override_put(&n, &o2)).await?;
+                load_overrides(g).await?;
+                Ok(AdminResponse::ok(&json!({"model": name, "override": o})))
+            }
+            ("DELETE", false) => {
+                let n = name.to_string();
+                let existed = blocking(&g.store, move |s| s.override_delete(&n)).await?;
+                load_overrides(g).await?;
+                if existed {
+                    Ok(AdminResponse::ok(&json!({"deleted": name})))
+                } else {
+                    Err(AdminError::NotFound(format!("no override for `{name}`")))
+                }
+            }
+            (_, true) => Err(AdminError::MethodNotAllowed { allow: "GET" }),
+            _ => Err(AdminError::MethodNotAllowed {
+                allow: "GET, PUT, DELETE",
+            }),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| e.response())
+}
+
+fn validate_override(g: &Gateway, name: &str, o: &ModelOverride) -> Result<(), AdminError> {
+    let bad = |param: &str, message: String| AdminError::BadParam {
+        param: param.into(),
+        message,
+    };
+    if name.len() > 256 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("model", "the model name must be 1-256 visible characters".into()));
+    }
+    if let Some(t) = &o.target {
+        let snap = g.live.snapshot();
+        match t.split_once('/') {
+            Some((p, m)) if !m.is_empty() && snap.provider_index(p).is_some() => {}
+            _ => {
+                return Err(bad(
+                    "target",
+                    format!("`{t}` must be `provider/model` with a configured provider"),
+                ))
+            }
+        }
+    }
+    if o.defaults.contains_key("model") || o.defaults.contains_key("messages") {
+        return Err(bad("defaults", "defaults may not pin `model` or `messages`".into()));
+    }
+    Ok(())
+}
+
+/// `GET /admin/live/logs`: Server-Sent Events of request summaries, with
+/// replay after `Last-Event-ID`, heartbeats, and an end on shutdown.
+async fn live(g: &Gateway, session: &mut Session, ctx: &mut RequestCtx) {
+    let last_id = session
+        .req_header()
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let Ok(mut resp) = ResponseHeader::build(200, Some(4)) else {
+        return;
+    };
+    let _ = resp.insert_header("content-type", "text/event-stream");
+    let _ = resp.insert_header("cache-control", "no-cache");
+    let _ = resp.insert_header("transfer-encoding", "chunked");
+    ctx.status = 200;
+    if session.write_response_header(Box::new(resp), false).await.is_err() {
+        return;
+    }
+    let (replay, mut rx) = g.svc.hub.subscribe(last_id);
+    let mut buf = Vec::new();
+    for (id, data) in replay {
+        frame(&mut buf, id, &data);
+    }
+    buf.extend_from_slice(b": connected\n\n");
+    if session
+        .write_response_body(Some(Bytes::from(buf)), false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut last_beat = tokio::time::Instant::now();
+    loop {
+        let out = tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok((id, data)) => {
+                    let mut b = Vec::with_capacity(data.len() + 32);
+                    frame(&mut b, id, &data);
+                    b
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => format!(": lagged {n}\n\n").into_bytes(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if session.is_process_shutting_down() {
+                    break;
+                }
+                if last_beat.elapsed() < HEARTBEAT {
+                    continue;
+                }
+                last_beat = tokio::time::Instant::now();
+                b": heartbeat\n\n".to_vec()
+            }
+        };
+        ctx.bytes_out += out.len();
+        if session
+            .write_response_body(Some(Bytes::from(out)), false)
+            .await
+            .is_err()
+        {
+            ctx.client_gone = true;
+            return;
+        }
+    }
+    let _ = session.write_response_body(None, true).await;
+}
+
+fn frame(out: &mut Vec<u8>, id: u64, data: &str) {
+    out.extend_from_slice(format!("id: {id}\nevent: request\ndata: ").as_bytes());
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// A listener that serves only `GET /metrics` (`SWITCHYARD_METRICS_LISTEN`),
+/// so scrapers need no route to the API port.
+pub struct MetricsOnly(pub std::sync::Arc<crate::metrics::Metrics>);
+
+#[async_trait::async_trait]
+impl pingora_proxy::ProxyHttp for MetricsOnly {
+    type CTX = ();
+
+    fn new_ctx(&self) {}
+
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> pingora_core::Result<bool> {
+        let (status, ctype, body) = if session.req_header().uri.path() == "/metrics" {
+            let (ctype, body) = self.0.render();
+            (200, ctype, body)
+        } else {
+            (404, "text/plain".to_string(), b"only /metrics here\n".to_vec())
+        };
+        let mut resp = ResponseHeader::build(status, Some(2))?;
+        resp.insert_header("content-type", ctype)?;
+        resp.insert_header("content-length", body.len().to_string())?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(Bytes::from(body)), true).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut (),
+    ) -> pingora_core::Result<Box<pingora_core::upstreams::peer::HttpPeer>> {
+        pingora_core::Error::e_explain(
+            pingora_core::ErrorType::InternalError,
+            "metrics listener has no upstream",
+        )
+    }
+}
