@@ -8,7 +8,6 @@ use super::{build_request, exchange, upstream_path, Mode, Op};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
 use crate::proxy::{Gateway, RequestCtx};
-use crate::route::resolve_with_overrides;
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::codec::{decode_request, encode_request};
@@ -26,11 +25,8 @@ pub async fn chat(
 ) -> Result<(), GatewayError> {
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_chat(&obj)?;
-    ctx.model = Some(head.model.clone());
-    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
+    let route = super::route_for(g, ctx, snap, &head.model, &mut obj)?;
     let p = route.provider.clone();
-    ctx.routed(&route);
-    super::apply_defaults(&mut obj, route.defaults.as_ref());
     let wire = p.kind.wire();
     let (out, mode) = if wire == WireDialect::OpenAi {
         rewrite_chat(&mut obj, &route.upstream_model, head.stream)?;

@@ -6,7 +6,6 @@ use super::{build_request, upstream_path, with_provider, Op, MAX_RESPONSE};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
 use crate::proxy::{respond_error, respond_json, Gateway, RequestCtx};
-use crate::route::resolve_with_overrides;
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::error::Dialect;
@@ -24,11 +23,8 @@ pub async fn embeddings(
 ) -> Result<(), GatewayError> {
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_embeddings(&obj)?;
-    ctx.model = Some(head.model.clone());
-    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
+    let route = super::route_for(g, ctx, snap, &head.model, &mut obj)?;
     let p = route.provider.clone();
-    ctx.routed(&route);
-    super::apply_defaults(&mut obj, route.defaults.as_ref());
     let (out, gemini_meta) = match p.kind.wire() {
         WireDialect::OpenAi => {
             let model =

@@ -11,7 +11,6 @@ use super::{build_request, exchange, upstream_path, Mode, Op};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
 use crate::proxy::{respond_json, Gateway, RequestCtx};
-use crate::route::resolve_with_overrides;
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::anthropic::passthrough::inspect_messages;
@@ -52,11 +51,8 @@ pub async fn messages(
 ) -> Result<(), GatewayError> {
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_messages(&obj)?;
-    ctx.model = Some(head.model.clone());
-    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
+    let route = super::route_for(g, ctx, snap, &head.model, &mut obj)?;
     let p = route.provider.clone();
-    ctx.routed(&route);
-    super::apply_defaults(&mut obj, route.defaults.as_ref());
     let wire = p.kind.wire();
     let (out, mode, passthrough) = if wire == WireDialect::Anthropic {
         obj.set_raw("model", model_json(&route.upstream_model)?);
@@ -93,11 +89,8 @@ pub async fn count_tokens(
 ) -> Result<(), GatewayError> {
     let mut obj = JsonObject::parse(&body)?;
     let head = inspect_messages(&obj)?;
-    ctx.model = Some(head.model.clone());
-    let route = resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), &head.model)?;
+    let route = super::route_for(g, ctx, snap, &head.model, &mut obj)?;
     let p = route.provider.clone();
-    ctx.routed(&route);
-    super::apply_defaults(&mut obj, route.defaults.as_ref());
     if p.kind.wire() == WireDialect::Anthropic {
         obj.set_raw("model", model_json(&route.upstream_model)?);
         let out = obj.to_vec();

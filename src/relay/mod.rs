@@ -408,6 +408,23 @@ pub async fn exchange(
     Ok(())
 }
 
+/// The routing step every endpoint shares: note the requested model,
+/// resolve it (operator overrides first), record the route on the request,
+/// and fill in the parameters an override pins.
+pub(crate) fn route_for(
+    g: &Gateway,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    model: &str,
+    obj: &mut switchyard_filters::passthrough::JsonObject<'_>,
+) -> Result<crate::route::Route, GatewayError> {
+    ctx.model = Some(model.to_string());
+    let route = crate::route::resolve_with_overrides(snap, &g.live.discovered(), &g.live.overrides(), model)?;
+    ctx.routed(&route);
+    apply_defaults(obj, route.defaults.as_ref());
+    Ok(route)
+}
+
 /// Fills parameters an override pins, where the caller did not set them.
 pub(crate) fn apply_defaults(
     obj: &mut switchyard_filters::passthrough::JsonObject<'_>,
