@@ -39,6 +39,13 @@ use store::Store;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // mimalloc backs its arenas with transparent huge pages when the kernel
+    // allows it, which multiplied idle RSS (measured 57 → 34 MiB without).
+    // SAFETY: prctl(PR_SET_THP_DISABLE) only changes this process's memory
+    // policy; it has no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {

@@ -174,7 +174,7 @@ impl SledStore {
         let path = data_dir.join("store");
         let db = sled::Config::new()
             .path(&path)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(16 * 1024 * 1024)
             .open()
             .map_err(|e| StoreError::Backend(format!("cannot open store at {}: {e}", path.display())))?;
         let mut dict = Dict::default();
