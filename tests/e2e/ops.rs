@@ -219,6 +219,19 @@ async fn sigterm_lets_an_open_stream_finish_then_exits_zero() {
     assert!(String::from_utf8_lossy(&rest).contains("[DONE]"));
     let status = gw.signal_and_wait(0).await;
     assert!(status.success(), "graceful stop exits 0: {status:?}");
+    // The stream that finished during the grace period was recorded.
+    let dir = gw.data_dir.clone();
+    let again = Gateway::spawn(&[], Some(&yaml), dir, None, &[]).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/admin/usage/log", again.base_url))
+        .send()
+        .await
+        .expect("admin");
+    let v: Value = r.json().await.expect("json");
+    let recs = v["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(recs.len(), 1, "{v}");
+    assert_eq!(recs[0]["partial"], false);
+    assert_eq!(recs[0]["status"], 200);
 }
 
 /// Continuous load and one long stream across `serve --upgrade` + SIGQUIT:
