@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh --python
 export SWITCHYARD_PYTHON="$PWD/.venv/bin/python"
 cargo test --workspace --locked "$@"
+# The Debian package: built with cargo-deb, inspected, and exercised
+# (systemd unit verification, packaged binary, supervised upgrade).
+scripts/test_packaging.sh

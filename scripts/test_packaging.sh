@@ -197,7 +197,9 @@ gateway_pids() { pgrep -P "$1" | sort | tr '\n' ' '; }
 load() { # load SECONDS OUTFILE: sequential requests, one connection each
   local end=$((SECONDS + $1)) okc=0 bad=0 code
   while [ $SECONDS -lt "$end" ]; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url" || true)
+    # One retry of a dropped connection, as the official SDKs do (Pingora
+    # drops an accepted-but-unread connection at the instant of a handover).
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --retry 1 --retry-all-errors --retry-delay 0 "$url" || true)
     if [ "$code" = 200 ]; then okc=$((okc + 1)); else bad=$((bad + 1)); fi
   done
   echo "$okc $bad" >"$2"
