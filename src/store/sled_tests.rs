@@ -420,7 +420,18 @@ fn reopen_keeps_dictionary_and_data() {
         write(&s, &recs, 100);
         s.flush().expect("flush");
     }
-    let s = SledStore::open(dir.path()).expect("reopen");
+    // sled releases its file lock when its background flusher thread has
+    // exited, which may lag the drop above by a few milliseconds (the gateway's
+    // StoreOpener waits the same way); wait for it, bounded.
+    let mut reopened = SledStore::open(dir.path());
+    for _ in 0..500 {
+        if reopened.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        reopened = SledStore::open(dir.path());
+    }
+    let s = reopened.expect("reopen");
     assert_eq!(all_pages(&s, &LogFilter::default(), 1000), newest_first(recs.clone()));
     // New strings after reopen get fresh ids and old ones still resolve.
     let mut r = synth::record(10_000, T0 + 5);
