@@ -16,6 +16,29 @@ fn two_provider_yaml(a: &MockUpstream, b: &MockUpstream, alias_target: &str) -> 
     )
 }
 
+/// A stream that sends `first`, waits for the test to release `gate`, then
+/// sends `second` with `finish_reason: stop` and `[DONE]`.
+fn gated_stream(first: &str, second: &str, gate: &Arc<Semaphore>) -> MockResponse {
+    MockResponse::Stream {
+        status: 200,
+        headers: vec![],
+        steps: vec![
+            Step::Send(sse_data(&openai_chat_chunk(
+                "m",
+                json!({"role": "assistant", "content": first}),
+                None,
+            ))),
+            Step::Wait(gate.clone()),
+            Step::Send(sse_data(&openai_chat_chunk(
+                "m",
+                json!({"content": second}),
+                Some("stop"),
+            ))),
+            Step::Send(b"data: [DONE]\n\n".to_vec()),
+        ],
+    }
+}
+
 fn chat_body(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
 }
@@ -71,24 +94,7 @@ async fn config_file_change_reroutes_under_load_and_invalid_files_are_rejected()
     let g = gate.clone();
     let a = MockUpstream::start(Arc::new(move |r: &RecordedRequest| {
         if r.json()["stream"] == true {
-            MockResponse::Stream {
-                status: 200,
-                headers: vec![],
-                steps: vec![
-                    Step::Send(sse_data(&openai_chat_chunk(
-                        "m",
-                        json!({"role": "assistant", "content": "old"}),
-                        None,
-                    ))),
-                    Step::Wait(g.clone()),
-                    Step::Send(sse_data(&openai_chat_chunk(
-                        "m",
-                        json!({"content": " route"}),
-                        Some("stop"),
-                    ))),
-                    Step::Send(b"data: [DONE]\n\n".to_vec()),
-                ],
-            }
+            gated_stream("old", " route", &g)
         } else {
             MockResponse::Json {
                 status: 200,
@@ -186,23 +192,8 @@ async fn sighup_reloads() {
 async fn sigterm_lets_an_open_stream_finish_then_exits_zero() {
     let gate = Arc::new(Semaphore::new(0));
     let g = gate.clone();
-    let mock = MockUpstream::start(Arc::new(move |_r: &RecordedRequest| MockResponse::Stream {
-        status: 200,
-        headers: vec![],
-        steps: vec![
-            Step::Send(sse_data(&openai_chat_chunk(
-                "m",
-                json!({"role": "assistant", "content": "before"}),
-                None,
-            ))),
-            Step::Wait(g.clone()),
-            Step::Send(sse_data(&openai_chat_chunk(
-                "m",
-                json!({"content": " after"}),
-                Some("stop"),
-            ))),
-            Step::Send(b"data: [DONE]\n\n".to_vec()),
-        ],
+    let mock = MockUpstream::start(Arc::new(move |_r: &RecordedRequest| {
+        gated_stream("before", " after", &g)
     }))
     .await;
     let yaml = format!(
@@ -258,24 +249,7 @@ async fn zero_downtime_upgrade() {
     let s2 = streams.clone();
     let mock = MockUpstream::start(Arc::new(move |r: &RecordedRequest| {
         if r.json()["stream"] == true && s2.fetch_add(1, Ordering::SeqCst) == 0 {
-            MockResponse::Stream {
-                status: 200,
-                headers: vec![],
-                steps: vec![
-                    Step::Send(sse_data(&openai_chat_chunk(
-                        "m",
-                        json!({"role": "assistant", "content": "long"}),
-                        None,
-                    ))),
-                    Step::Wait(g.clone()),
-                    Step::Send(sse_data(&openai_chat_chunk(
-                        "m",
-                        json!({"content": " stream"}),
-                        Some("stop"),
-                    ))),
-                    Step::Send(b"data: [DONE]\n\n".to_vec()),
-                ],
-            }
+            gated_stream("long", " stream", &g)
         } else {
             MockResponse::Json {
                 status: 200,
