@@ -61,6 +61,27 @@ fn upstream_kind(error: Option<&str>, upstream_status: Option<u16>) -> Option<&'
     }
 }
 
+/// One line of `GET /admin/live/logs`: a completed request, serialised
+/// straight from borrowed fields (no intermediate JSON map per request).
+#[derive(serde::Serialize)]
+struct LiveSummary<'a> {
+    request_id: &'a str,
+    ts_ms: u64,
+    endpoint: &'a str,
+    model: &'a str,
+    provider: &'a str,
+    upstream_model: &'a str,
+    status: u16,
+    duration_ms: u32,
+    ttft_ms: Option<u32>,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: Option<f64>,
+    user_path: &'a str,
+    partial: bool,
+    error: Option<&'a str>,
+}
+
 /// Everything `logging` does.
 pub fn finish(g: &Gateway, session: &Session, ctx: &mut RequestCtx) {
     let req = session.req_header();
@@ -120,10 +141,10 @@ pub fn finish(g: &Gateway, session: &Session, ctx: &mut RequestCtx) {
             switchyard_filters::error::Dialect::OpenAi => "openai".into(),
             switchyard_filters::error::Dialect::Anthropic => "anthropic".into(),
         },
-        provider: provider.clone(),
+        provider,
         provider_type,
-        model: model.clone(),
-        upstream_model: upstream_model.clone(),
+        model,
+        upstream_model,
         status: ctx.status,
         usage: u,
         cost_usd,
@@ -148,10 +169,10 @@ pub fn finish(g: &Gateway, session: &Session, ctx: &mut RequestCtx) {
         method: req.method.to_string(),
         path: redact_path(path),
         client,
-        route: if provider.is_empty() {
+        route: if record.provider.is_empty() {
             String::new()
         } else {
-            format!("{provider}/{upstream_model}")
+            format!("{}/{}", record.provider, record.upstream_model)
         },
         status: ctx.status,
         upstream_status: ctx.upstream_status,
@@ -172,14 +193,23 @@ pub fn finish(g: &Gateway, session: &Session, ctx: &mut RequestCtx) {
             .map(|b| String::from_utf8_lossy(&b).into_owned()),
         bodies_truncated: ctx.bodies_truncated,
     };
-    let summary = serde_json::json!({
-        "request_id": record.request_id, "ts_ms": ts, "endpoint": record.endpoint,
-        "model": model, "provider": provider, "upstream_model": upstream_model,
-        "status": ctx.status, "duration_ms": record.duration_ms, "ttft_ms": record.ttft_ms,
-        "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost_usd": cost_usd,
-        "user_path": record.user_path, "partial": partial, "error": record.error,
+    g.svc.hub.publish(&LiveSummary {
+        request_id: &record.request_id,
+        ts_ms: ts,
+        endpoint: &record.endpoint,
+        model: &record.model,
+        provider: &record.provider,
+        upstream_model: &record.upstream_model,
+        status: record.status,
+        duration_ms: record.duration_ms,
+        ttft_ms: record.ttft_ms,
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cost_usd,
+        user_path: &record.user_path,
+        partial,
+        error: record.error.as_deref(),
     });
-    g.svc.hub.publish(summary);
     g.svc.recorder.record(record, Some(audit));
 }
 

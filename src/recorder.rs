@@ -149,7 +149,13 @@ impl Inner {
         let items: Vec<Item> = {
             let mut q = self.queue();
             let n = q.len().min(MAX_BATCH);
-            q.drain(..n).collect()
+            let items = q.drain(..n).collect();
+            // A burst grows the queue; give the memory back once it drained
+            // rather than keeping the high-water mark resident.
+            if q.is_empty() && q.capacity() > MAX_BATCH {
+                q.shrink_to(MAX_BATCH);
+            }
+            items
         };
         if items.is_empty() {
             return Ok(0);
@@ -228,7 +234,9 @@ impl Recorder {
         let capacity = capacity.max(1);
         let inner = Arc::new(Inner {
             store,
-            queue: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))),
+            // Grows with load: a preallocated queue of large items was ~40 MiB
+            // of address space that bursts turned into resident memory.
+            queue: Mutex::new(VecDeque::new()),
             capacity,
             high_water: (capacity / 2).clamp(1, MAX_BATCH),
             dropped: AtomicU64::new(0),

@@ -48,8 +48,11 @@ impl LiveHub {
     }
 
     /// Publishes one summary; returns its event id (ids start at 1).
-    pub fn publish(&self, summary: serde_json::Value) -> u64 {
-        let text: Arc<str> = Arc::from(summary.to_string());
+    ///
+    /// Takes any `Serialize` so the request path serialises a borrowed
+    /// struct directly instead of building a `serde_json::Value` map first.
+    pub fn publish<T: serde::Serialize + ?Sized>(&self, summary: &T) -> u64 {
+        let text: Arc<str> = Arc::from(serde_json::to_string(summary).unwrap_or_default());
         let mut st = self.state();
         let id = st.next_id;
         st.next_id += 1;
@@ -106,12 +109,12 @@ mod tests {
     fn replay_after_id_then_live() {
         let hub = LiveHub::new(8);
         for i in 0..5 {
-            assert_eq!(hub.publish(json!({ "n": i })), i + 1);
+            assert_eq!(hub.publish(&json!({ "n": i })), i + 1);
         }
         let (replay, mut rx) = hub.subscribe(Some(3));
         assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!(&*replay[0].1, r#"{"n":3}"#);
-        hub.publish(json!({ "n": 5 }));
+        hub.publish(&json!({ "n": 5 }));
         let (id, text) = rx.try_recv().expect("live event");
         assert_eq!((id, &*text), (6, r#"{"n":5}"#));
         assert!(rx.try_recv().is_err(), "no duplicates");
@@ -124,7 +127,7 @@ mod tests {
     fn ring_overflow_keeps_the_newest() {
         let hub = LiveHub::new(4);
         for i in 0..10 {
-            hub.publish(json!(i));
+            hub.publish(&json!(i));
         }
         let (replay, _rx) = hub.subscribe(Some(0));
         assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
@@ -137,9 +140,9 @@ mod tests {
     fn publishing_without_listeners_is_fine() {
         let hub = LiveHub::new(2);
         assert_eq!(hub.listeners(), 0);
-        hub.publish(json!(1));
-        hub.publish(json!(2));
-        hub.publish(json!(3));
+        hub.publish(&json!(1));
+        hub.publish(&json!(2));
+        hub.publish(&json!(3));
         assert_eq!(hub.subscribe(Some(0)).0.len(), 2);
     }
 }
