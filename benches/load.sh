@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Switchyard load test: gateway vs. direct-to-upstream baseline, measured in
-# the same run on the same machine. See benches/README.md for what each number
-# means.
+# Switchyard load test: gateway vs. direct-to-upstream baseline, vs. a bare
+# Pingora proxy (the floor), and OpenAI->Anthropic translation vs. same-dialect
+# proxying (CPU per request, time to first token), all measured in the same run
+# on the same machine. See benches/README.md for what each number means.
 #
 #   bash benches/load.sh
 #
 # Env knobs:
-#   DURATION=10          seconds per wrk run (4 measured runs + warm-ups)
+#   DURATION=10          seconds per wrk run (8 measured runs + warm-ups)
 #   STREAMS=1000         concurrent open SSE streams for the memory test
 #   STREAM_RUNS=0        1 = also measure SSE streaming throughput (c=32)
-#   GATEWAY_THREADS=     gateway worker threads (default: gateway default = cores)
+#   TTFT_N=200           sequential streams per time-to-first-token run
+#   TTFT_HOLD_MS=0       >0: the mock sends the first token alone and holds
+#                        this long before each later event during TTFT runs
+#   GATEWAY_THREADS=     gateway (and bare Pingora) worker threads
+#                        (default: the gateway's default = cores)
 #   MOCK_THREADS=        mock upstream worker threads (default: cores)
 #   LOAD_JSON=target/load-summary.json   where the JSON summary goes
 #   SKIP_BUILD=0         1 = use the binaries already in target/release
@@ -23,16 +28,25 @@ ROOT=$(pwd)
 DURATION=${DURATION:-10}
 STREAMS=${STREAMS:-1000}
 STREAM_RUNS=${STREAM_RUNS:-0}
+TTFT_N=${TTFT_N:-200}
+TTFT_HOLD_MS=${TTFT_HOLD_MS:-0}
 GATEWAY_THREADS=${GATEWAY_THREADS:-}
 LOAD_JSON=${LOAD_JSON:-target/load-summary.json}
 SKIP_BUILD=${SKIP_BUILD:-0}
 MODEL=gpt-4o-mini
+CLAUDE=claude-3-5-haiku-20241022 # routed to the mock's Anthropic endpoint
 HOLD_MS=120000
 
 [[ "$DURATION" =~ ^[0-9]+$ && "$DURATION" -ge 1 && "$DURATION" -le 600 ]] ||
     { echo "DURATION must be 1..600 seconds" >&2; exit 2; }
 [[ "$STREAMS" =~ ^[0-9]+$ && "$STREAMS" -le 20000 ]] ||
     { echo "STREAMS must be 0..20000" >&2; exit 2; }
+[[ "$TTFT_N" =~ ^[0-9]+$ && "$TTFT_N" -ge 1 && "$TTFT_N" -le 100000 ]] ||
+    { echo "TTFT_N must be 1..100000" >&2; exit 2; }
+[[ "$TTFT_HOLD_MS" =~ ^[0-9]+$ && "$TTFT_HOLD_MS" -le 100 ]] ||
+    { echo "TTFT_HOLD_MS must be 0..100" >&2; exit 2; }
+[[ -z "$GATEWAY_THREADS" || "$GATEWAY_THREADS" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "GATEWAY_THREADS must be a positive integer" >&2; exit 2; }
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'load.sh: %s\n' "$*" >&2; exit 1; }
@@ -65,12 +79,16 @@ if [[ "$SKIP_BUILD" != 1 ]]; then
     # Two invocations: building the examples (which use dev-dependencies)
     # in the same one would unify dev-dependency features into the binary.
     cargo build --release --bin switchyard >&2
-    cargo build --release --example mock_upstream --example hold_streams >&2
+    cargo build --release --example mock_upstream --example hold_streams \
+        --example bare_pingora --example ttft >&2
 fi
-GW_BIN=$ROOT/target/release/switchyard
-MOCK_BIN=$ROOT/target/release/examples/mock_upstream
-HOLD_BIN=$ROOT/target/release/examples/hold_streams
-for b in "$GW_BIN" "$MOCK_BIN" "$HOLD_BIN"; do
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+GW_BIN=$TARGET/release/switchyard
+MOCK_BIN=$TARGET/release/examples/mock_upstream
+HOLD_BIN=$TARGET/release/examples/hold_streams
+BARE_BIN=$TARGET/release/examples/bare_pingora
+TTFT_BIN=$TARGET/release/examples/ttft
+for b in "$GW_BIN" "$MOCK_BIN" "$HOLD_BIN" "$BARE_BIN" "$TTFT_BIN"; do
     [[ -x "$b" ]] || die "missing $b (run without SKIP_BUILD=1)"
 done
 
@@ -81,10 +99,14 @@ WRK_PID=  # the wrk run in progress, if any
 cleanup() {
     local p
     [[ -n "$WRK_PID" ]] && PIDS+=("$WRK_PID")
-    # The gateway gets SIGINT (fast shutdown; SIGTERM would wait out the
-    # graceful period), everything else SIGTERM.
+    # The Pingora processes (gateway, bare) get SIGINT (fast shutdown;
+    # SIGTERM would wait out the graceful period), everything else SIGTERM.
     for p in "${PIDS[@]}"; do
-        if [[ "$p" == "${GW_PID:-}" ]]; then kill -INT "$p" 2>/dev/null || true; else kill "$p" 2>/dev/null || true; fi
+        if [[ "$p" == "${GW_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
+            kill -INT "$p" 2>/dev/null || true
+        else
+            kill "$p" 2>/dev/null || true
+        fi
     done
     for p in "${PIDS[@]}"; do
         for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -130,8 +152,10 @@ MOCK_ADDR=$(wait_line "$TMP/mock.out" "mock ready on" 20 "$MOCK_PID" | awk '{pri
 
 log "starting gateway"
 mkdir -p "$TMP/data"
+# Anthropic's base URL is given without /v1 (SDK convention).
 GW_ENV=(SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/data"
-    OPENAI_API_KEY=k OPENAI_BASE_URL="http://$MOCK_ADDR/v1" OPENAI_MODELS=$MODEL
+    OPENAI_API_KEY=k OPENAI_BASE_URL="http://$MOCK_ADDR/v1" OPENAI_MODELS="$MODEL"
+    ANTHROPIC_API_KEY=k ANTHROPIC_BASE_URL="http://$MOCK_ADDR" ANTHROPIC_MODELS="$CLAUDE"
     SWITCHYARD_LOG=warn)
 if [[ -n "$GATEWAY_THREADS" ]]; then
     printf 'server:\n  threads: %d\n' "$GATEWAY_THREADS" >"$TMP/switchyard.yaml"
@@ -143,15 +167,37 @@ PIDS+=("$GW_PID")
 GW_ADDR=$(wait_line "$TMP/gw.out" "switchyard ready on" 30 "$GW_PID" | awk '{print $4}') ||
     die "gateway did not start"
 [[ "$GW_ADDR" == 127.0.0.1:* ]] || die "gateway address $GW_ADDR is not 127.0.0.1"
-log "mock on $MOCK_ADDR, gateway on $GW_ADDR (pid $GW_PID)"
+
+log "starting bare Pingora (the floor)"
+# Same worker threads as the gateway: its default is the core count
+# (available_parallelism), which is also bare_pingora's default.
+"$BARE_BIN" 127.0.0.1:0 "$MOCK_ADDR" ${GATEWAY_THREADS:+"$GATEWAY_THREADS"} \
+    >"$TMP/bare.out" 2>"$TMP/bare.out.err" &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+BARE_LINE=$(wait_line "$TMP/bare.out" "bare ready on" 30 "$BARE_PID") || die "bare_pingora did not start"
+BARE_ADDR=$(awk '{print $4}' <<<"$BARE_LINE")
+BARE_THREADS=$(sed -n 's/.*(\([0-9]*\) threads).*/\1/p' <<<"$BARE_LINE")
+[[ "$BARE_ADDR" == 127.0.0.1:* ]] || die "bare_pingora address $BARE_ADDR is not 127.0.0.1"
+log "mock on $MOCK_ADDR, gateway on $GW_ADDR (pid $GW_PID), bare Pingora on $BARE_ADDR (pid $BARE_PID, $BARE_THREADS threads)"
 
 sleep 1
 IDLE_RSS=$(rss_kib "$GW_PID")
 
 # ---------------------------------------------------------------- request body
 # ~1 KB realistic chat request.
-BODY='{"model":"'$MODEL'","temperature":0.7,"max_tokens":512,"user":"bench-user-42","messages":[{"role":"system","content":"You are a helpful assistant for an operations team. Answer precisely, quote configuration keys verbatim, and keep answers under two hundred words unless asked for detail."},{"role":"user","content":"Our API gateway sits in front of three model providers. Requests sometimes take 30 seconds when a provider is slow. What timeouts should we configure on the gateway, and how should retries interact with streaming responses?"},{"role":"assistant","content":"Set a short connect timeout (2-5 s), a generous per-read timeout for streams (60-300 s, since models pause while thinking), and retry only before the first response byte has been sent to the caller. Once a stream has started, a retry would duplicate tokens."},{"role":"user","content":"Makes sense. Summarize that as a checklist, and add one line about idle keep-alive connections to upstreams."}]}'
+SYS='You are a helpful assistant for an operations team. Answer precisely, quote configuration keys verbatim, and keep answers under two hundred words unless asked for detail.'
+U1='Our API gateway sits in front of three model providers. Requests sometimes take 30 seconds when a provider is slow. What timeouts should we configure on the gateway, and how should retries interact with streaming responses?'
+A1='Set a short connect timeout (2-5 s), a generous per-read timeout for streams (60-300 s, since models pause while thinking), and retry only before the first response byte has been sent to the caller. Once a stream has started, a retry would duplicate tokens.'
+U2='Makes sense. Summarize that as a checklist, and add one line about idle keep-alive connections to upstreams.'
+BODY='{"model":"'$MODEL'","temperature":0.7,"max_tokens":512,"user":"bench-user-42","messages":[{"role":"system","content":"'$SYS'"},{"role":"user","content":"'$U1'"},{"role":"assistant","content":"'$A1'"},{"role":"user","content":"'$U2'"}]}'
 STREAM_BODY=${BODY/\"user\":/\"stream\":true,\"user\":}
+# The same request for the Anthropic-routed model: the gateway translates it.
+TR_BODY=${BODY/\"model\":\"$MODEL\"/\"model\":\"$CLAUDE\"}
+TR_STREAM_BODY=${STREAM_BODY/\"model\":\"$MODEL\"/\"model\":\"$CLAUDE\"}
+# Its Anthropic Messages equivalent, sent straight to the mock (TTFT baseline).
+ANTH_STREAM_BODY='{"model":"'$CLAUDE'","max_tokens":512,"temperature":0.7,"stream":true,"metadata":{"user_id":"bench-user-42"},"system":"'$SYS'","messages":[{"role":"user","content":"'$U1'"},{"role":"assistant","content":"'$A1'"},{"role":"user","content":"'$U2'"}]}'
+[[ "$TR_BODY" == *"\"$CLAUDE\""* && "$TR_STREAM_BODY" == *"\"stream\":true"* ]] || die "could not build the translated bodies"
 lua_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 write_lua() { # FILE BODY
     cat >"$1" <<EOF
@@ -170,14 +216,36 @@ EOF
 }
 write_lua "$TMP/post.lua" "$BODY"
 write_lua "$TMP/stream.lua" "$STREAM_BODY"
+write_lua "$TMP/tr.lua" "$TR_BODY"
+write_lua "$TMP/tr_stream.lua" "$TR_STREAM_BODY"
+printf '%s' "$STREAM_BODY" >"$TMP/stream.json"
+printf '%s' "$TR_STREAM_BODY" >"$TMP/tr_stream.json"
+printf '%s' "$ANTH_STREAM_BODY" >"$TMP/anth_stream.json"
 
-# Sanity: one request each way must succeed.
-for a in "$MOCK_ADDR" "$GW_ADDR"; do
+# Sanity: one request and one stream each way must succeed.
+for a in "$MOCK_ADDR" "$GW_ADDR" "$BARE_ADDR"; do
     r=$(http "$a" POST /v1/chat/completions "$BODY" || true)
     [[ "$r" == "HTTP/1.1 200"* ]] || die "sanity request to $a failed: ${r:0:300}"
     r=$(http "$a" POST /v1/chat/completions "$STREAM_BODY" || true)
     [[ "$r" == *"data: [DONE]"* ]] || die "sanity stream via $a failed: ${r:0:300}"
 done
+# Translated: the OpenAI request to the Claude model must come back as an
+# OpenAI chat.completion (and chunk stream) carrying the mock's answer.
+ANSWER='Pingora is a Rust framework for building fast'
+r=$(http "$GW_ADDR" POST /v1/chat/completions "$TR_BODY" || true)
+for want in "HTTP/1.1 200" "x-switchyard-provider: anthropic" '"object":"chat.completion"' \
+    "\"content\":\"$ANSWER" '"finish_reason":"stop"' '"prompt_tokens":243' '"completion_tokens":48'; do
+    [[ "$r" == *"$want"* ]] || die "translated request: no '$want' in the response: ${r:0:600}"
+done
+r=$(http "$GW_ADDR" POST /v1/chat/completions "$TR_STREAM_BODY" || true)
+for want in "HTTP/1.1 200" "x-switchyard-provider: anthropic" '"object":"chat.completion.chunk"' \
+    '"content":"Pingora ' '"finish_reason":"stop"' "data: [DONE]"; do
+    [[ "$r" == *"$want"* ]] || die "translated stream: no '$want' in the response: ${r:0:600}"
+done
+[[ "$r" != *'"error"'* ]] || die "translated stream carried an error: ${r:0:600}"
+r=$(http "$MOCK_ADDR" POST /v1/messages "$ANTH_STREAM_BODY" || true)
+[[ "$r" == *"event: content_block_delta"* && "$r" == *"event: message_stop"* ]] ||
+    die "sanity Anthropic stream from the mock failed: ${r:0:300}"
 
 # ---------------------------------------------------------------- wrk runs
 declare -A R # R[name.key] = value
@@ -223,18 +291,57 @@ WARM=$((DURATION < 3 ? DURATION : 3))
 log "warm-up (${WARM}s each, not counted)"
 run_wrk warm_direct "$MOCK_ADDR" 2 32 "$WARM" "$TMP/post.lua"
 run_wrk warm_gw "$GW_ADDR" 2 32 "$WARM" "$TMP/post.lua" "$GW_PID"
+run_wrk warm_bare "$BARE_ADDR" 2 32 "$WARM" "$TMP/post.lua" "$BARE_PID"
+run_wrk warm_tr "$GW_ADDR" 2 32 "$WARM" "$TMP/tr.lua" "$GW_PID"
 
 log "measuring, ${DURATION}s per run"
+# gw_* = same dialect (OpenAI -> OpenAI mock), tr_* = translated (OpenAI
+# request -> Anthropic mock -> OpenAI response), bare_* = bare Pingora.
 run_wrk direct_c1 "$MOCK_ADDR" 1 1 "$DURATION" "$TMP/post.lua"
 run_wrk gw_c1 "$GW_ADDR" 1 1 "$DURATION" "$TMP/post.lua" "$GW_PID"
+run_wrk bare_c1 "$BARE_ADDR" 1 1 "$DURATION" "$TMP/post.lua" "$BARE_PID"
+run_wrk tr_c1 "$GW_ADDR" 1 1 "$DURATION" "$TMP/tr.lua" "$GW_PID"
 run_wrk direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/post.lua"
 run_wrk gw_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$GW_PID"
+run_wrk bare_c32 "$BARE_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$BARE_PID"
+run_wrk tr_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/tr.lua" "$GW_PID"
 if [[ "$STREAM_RUNS" == 1 ]]; then
     run_wrk sse_direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/stream.lua"
     run_wrk sse_gw_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/stream.lua" "$GW_PID"
+    run_wrk sse_tr_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/tr_stream.lua" "$GW_PID"
 fi
 sleep 1
 RSS_AFTER_LOAD=$(rss_kib "$GW_PID")
+
+# ---------------------------------------------------------------- time to first token
+# ttft NAME ADDR PATH BODY_FILE: TTFT_N sequential streams on one connection.
+declare -A T # T[name.key] = value
+ttft_timeout=$((30 + TTFT_N * (25 * TTFT_HOLD_MS + 20) / 1000))
+ttft() {
+    local name=$1 out="$TMP/ttft.$1.out" line kv
+    timeout $((ttft_timeout + 10)) "$TTFT_BIN" "$2" "$3" "$4" "$TTFT_N" 20 "$ttft_timeout" \
+        >"$out" 2>"$out.err" || true
+    line=$(grep -m1 '^TTFT_RESULT' "$out") || { cat "$out.err" >&2; die "ttft $name produced no result"; }
+    for kv in ${line#TTFT_RESULT }; do T[$name.${kv%%=*}]=${kv#*=}; done
+    [[ -s "$out.err" ]] && sed 's/^/    /' "$out.err" >&2
+    ((T[$name.errors] == 0)) || die "ttft $name: ${T[$name.errors]} failed streams"
+    log "$(printf 'ttft %-10s p50 %8s us  p99 %8s us  (to the end of the stream: p50 %s us)' "$name" \
+        "${T[$name.p50]}" "${T[$name.p99]}" "${T[$name.total_p50]}")"
+}
+if ((TTFT_HOLD_MS > 0)); then
+    log "time to first token, $TTFT_N sequential streams per run, mock holding ${TTFT_HOLD_MS} ms between events"
+    http "$MOCK_ADDR" POST "/mock/hold?ms=$TTFT_HOLD_MS" >/dev/null || die "could not set the mock hold"
+else
+    log "time to first token, $TTFT_N sequential streams per run"
+fi
+ttft oa_direct "$MOCK_ADDR" /v1/chat/completions "$TMP/stream.json"
+ttft oa_gw "$GW_ADDR" /v1/chat/completions "$TMP/stream.json"
+ttft oa_bare "$BARE_ADDR" /v1/chat/completions "$TMP/stream.json"
+ttft an_direct "$MOCK_ADDR" /v1/messages "$TMP/anth_stream.json"
+ttft tr_gw "$GW_ADDR" /v1/chat/completions "$TMP/tr_stream.json"
+if ((TTFT_HOLD_MS > 0)); then
+    http "$MOCK_ADDR" POST /mock/release >/dev/null || true
+fi
 
 # ---------------------------------------------------------------- open streams
 HOLD_OK=0 HOLD_FAILED=0 HOLD_RSS=0 HOLD_MS_TAKEN=0 RSS_AFTER_STREAMS=0
@@ -269,6 +376,21 @@ RATIO_C1=$(awk -v a="${R[gw_c1.rps]}" -v b="${R[direct_c1.rps]}" 'BEGIN{printf "
 RATIO_C32=$(awk -v a="${R[gw_c32.rps]}" -v b="${R[direct_c32.rps]}" 'BEGIN{printf "%.3f", b ? a / b : 0}')
 CPU=${R[gw_c32.cpu_us_per_req]}
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
+sgn() { awk -v x="$1" 'BEGIN{printf "%+.1f", x}'; } # a difference, with its sign
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# Gateway vs. the bare Pingora floor; translated vs. same-dialect.
+GW_BARE_C32=$(ratio "$CPU" "${R[bare_c32.cpu_us_per_req]}")
+GW_BARE_C1=$(ratio "${R[gw_c1.cpu_us_per_req]}" "${R[bare_c1.cpu_us_per_req]}")
+TR_CPU=${R[tr_c32.cpu_us_per_req]}
+TR_RATIO_C32=$(ratio "$TR_CPU" "$CPU")
+TR_RATIO_C1=$(ratio "${R[tr_c1.cpu_us_per_req]}" "${R[gw_c1.cpu_us_per_req]}")
+TR_ADD_CPU=$(f "$TR_CPU - $CPU")
+TTFT_ADD_OA=$(f "${T[oa_gw.p50]} - ${T[oa_direct.p50]}")
+TTFT_ADD_OA_P99=$(f "${T[oa_gw.p99]} - ${T[oa_direct.p99]}")
+TTFT_ADD_BARE=$(f "${T[oa_bare.p50]} - ${T[oa_direct.p50]}")
+TTFT_ADD_BARE_P99=$(f "${T[oa_bare.p99]} - ${T[oa_direct.p99]}")
+TTFT_ADD_TR=$(f "${T[tr_gw.p50]} - ${T[an_direct.p50]}")
+TTFT_ADD_TR_P99=$(f "${T[tr_gw.p99]} - ${T[an_direct.p99]}")
 
 pass() { awk "BEGIN{exit !($1)}" && echo PASS || echo FAIL; }
 T_CPU=$(pass "$CPU <= 50")
@@ -282,7 +404,11 @@ else
     T_STREAMS=FAIL # not every stream could be opened
 fi
 T_BIN=$(pass "$BIN_BYTES <= 20000000")
-ERRS=$((${R[direct_c1.errors]} + ${R[gw_c1.errors]} + ${R[direct_c32.errors]} + ${R[gw_c32.errors]}))
+T_TR_CPU=$(pass "$TR_RATIO_C32 <= 1.5")
+T_TTFT=$(pass "$TTFT_ADD_TR <= 1000")
+MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 sse_direct_c32 sse_gw_c32 sse_tr_c32)
+ERRS=0
+for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
 
 {
     echo
@@ -291,23 +417,68 @@ ERRS=$((${R[direct_c1.errors]} + ${R[gw_c1.errors]} + ${R[direct_c32.errors]} + 
     echo "absolute numbers are lower bounds, compare against the direct baseline."
     echo
     printf '%-28s %14s %14s %14s\n' "" "direct (mock)" "via gateway" "added / ratio"
-    printf '%-28s %14s %14s %14s\n' "c=1   p50 latency (us)" "${R[direct_c1.p50]}" "${R[gw_c1.p50]}" "+$ADD_P50_C1"
-    printf '%-28s %14s %14s %14s\n' "c=1   p99 latency (us)" "${R[direct_c1.p99]}" "${R[gw_c1.p99]}" "+$ADD_P99_C1"
+    printf '%-28s %14s %14s %14s\n' "c=1   p50 latency (us)" "${R[direct_c1.p50]}" "${R[gw_c1.p50]}" "$(sgn "$ADD_P50_C1")"
+    printf '%-28s %14s %14s %14s\n' "c=1   p99 latency (us)" "${R[direct_c1.p99]}" "${R[gw_c1.p99]}" "$(sgn "$ADD_P99_C1")"
     printf '%-28s %14s %14s %14s\n' "c=1   throughput (req/s)" "${R[direct_c1.rps]}" "${R[gw_c1.rps]}" "x$RATIO_C1"
-    printf '%-28s %14s %14s %14s\n' "c=32  p50 latency (us)" "${R[direct_c32.p50]}" "${R[gw_c32.p50]}" "+$ADD_P50_C32"
-    printf '%-28s %14s %14s %14s\n' "c=32  p99 latency (us)" "${R[direct_c32.p99]}" "${R[gw_c32.p99]}" "+$ADD_P99_C32"
+    printf '%-28s %14s %14s %14s\n' "c=32  p50 latency (us)" "${R[direct_c32.p50]}" "${R[gw_c32.p50]}" "$(sgn "$ADD_P50_C32")"
+    printf '%-28s %14s %14s %14s\n' "c=32  p99 latency (us)" "${R[direct_c32.p99]}" "${R[gw_c32.p99]}" "$(sgn "$ADD_P99_C32")"
     printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[direct_c32.rps]}" "${R[gw_c32.rps]}" "x$RATIO_C32"
     printf '%-28s %14s %14s\n' "mock CPU/req c=32 (us)" "${R[direct_c32.mock_cpu_us_per_req]}" "${R[gw_c32.mock_cpu_us_per_req]}"
     if [[ "$STREAM_RUNS" == 1 ]]; then
         printf '%-28s %14s %14s %14s\n' "SSE c=32 p50 latency (us)" "${R[sse_direct_c32.p50]}" "${R[sse_gw_c32.p50]}" \
-            "+$(f "${R[sse_gw_c32.p50]} - ${R[sse_direct_c32.p50]}")"
+            "$(sgn "$(f "${R[sse_gw_c32.p50]} - ${R[sse_direct_c32.p50]}")")"
         printf '%-28s %14s %14s %14s\n' "SSE c=32 throughput (req/s)" "${R[sse_direct_c32.rps]}" "${R[sse_gw_c32.rps]}" \
             "x$(awk -v a="${R[sse_gw_c32.rps]}" -v b="${R[sse_direct_c32.rps]}" 'BEGIN{printf "%.3f", b ? a / b : 0}')"
         printf '%-28s %14s %14s\n' "SSE gateway CPU/req (us)" "" "${R[sse_gw_c32.cpu_us_per_req]}"
     fi
     echo
+    printf '%-28s %14s %14s %14s\n' "" "bare Pingora" "gateway" "gw vs bare"
+    printf '%-28s %14s %14s %14s\n' "c=1   p50 latency (us)" "${R[bare_c1.p50]}" "${R[gw_c1.p50]}" \
+        "$(sgn "$(f "${R[gw_c1.p50]} - ${R[bare_c1.p50]}")")"
+    printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[bare_c32.rps]}" "${R[gw_c32.rps]}" \
+        "x$(ratio "${R[gw_c32.rps]}" "${R[bare_c32.rps]}")"
+    printf '%-28s %14s %14s %14s\n' "CPU/req c=1 (us)" "${R[bare_c1.cpu_us_per_req]}" "${R[gw_c1.cpu_us_per_req]}" "x$GW_BARE_C1"
+    printf '%-28s %14s %14s %14s\n' "CPU/req c=32 (us)" "${R[bare_c32.cpu_us_per_req]}" "$CPU" "x$GW_BARE_C32"
+    echo
+    printf '%-28s %14s %14s %14s\n' "gateway, OpenAI caller" "same dialect" "to Anthropic" "translated vs"
+    printf '%-28s %14s %14s %14s\n' "c=1   p50 latency (us)" "${R[gw_c1.p50]}" "${R[tr_c1.p50]}" \
+        "$(sgn "$(f "${R[tr_c1.p50]} - ${R[gw_c1.p50]}")")"
+    printf '%-28s %14s %14s %14s\n' "c=1   p99 latency (us)" "${R[gw_c1.p99]}" "${R[tr_c1.p99]}" \
+        "$(sgn "$(f "${R[tr_c1.p99]} - ${R[gw_c1.p99]}")")"
+    printf '%-28s %14s %14s %14s\n' "c=32  p50 latency (us)" "${R[gw_c32.p50]}" "${R[tr_c32.p50]}" \
+        "$(sgn "$(f "${R[tr_c32.p50]} - ${R[gw_c32.p50]}")")"
+    printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[gw_c32.rps]}" "${R[tr_c32.rps]}" \
+        "x$(ratio "${R[tr_c32.rps]}" "${R[gw_c32.rps]}")"
+    printf '%-28s %14s %14s %14s\n' "gateway CPU/req c=1 (us)" "${R[gw_c1.cpu_us_per_req]}" "${R[tr_c1.cpu_us_per_req]}" "x$TR_RATIO_C1"
+    printf '%-28s %14s %14s %14s\n' "gateway CPU/req c=32 (us)" "$CPU" "$TR_CPU" "x$TR_RATIO_C32"
+    printf '%-28s %14s %14s\n' "mock CPU/req c=32 (us)" "${R[gw_c32.mock_cpu_us_per_req]}" "${R[tr_c32.mock_cpu_us_per_req]}"
+    if [[ "$STREAM_RUNS" == 1 ]]; then
+        printf '%-28s %14s %14s %14s\n' "SSE c=32 gateway CPU/req (us)" "${R[sse_gw_c32.cpu_us_per_req]}" \
+            "${R[sse_tr_c32.cpu_us_per_req]}" "x$(ratio "${R[sse_tr_c32.cpu_us_per_req]}" "${R[sse_gw_c32.cpu_us_per_req]}")"
+    fi
+    echo
+    printf '%-28s %14s %14s %14s\n' "time to first token (us)" "direct (mock)" "proxied" "added"
+    printf '%-28s %14s %14s %14s\n' "OpenAI via gateway p50" "${T[oa_direct.p50]}" "${T[oa_gw.p50]}" "$(sgn "$TTFT_ADD_OA")"
+    printf '%-28s %14s %14s %14s\n' "OpenAI via gateway p99" "${T[oa_direct.p99]}" "${T[oa_gw.p99]}" "$(sgn "$TTFT_ADD_OA_P99")"
+    printf '%-28s %14s %14s %14s\n' "OpenAI via bare Pingora p50" "${T[oa_direct.p50]}" "${T[oa_bare.p50]}" "$(sgn "$TTFT_ADD_BARE")"
+    printf '%-28s %14s %14s %14s\n' "OpenAI via bare Pingora p99" "${T[oa_direct.p99]}" "${T[oa_bare.p99]}" "$(sgn "$TTFT_ADD_BARE_P99")"
+    printf '%-28s %14s %14s %14s\n' "translated p50" "${T[an_direct.p50]}" "${T[tr_gw.p50]}" "$(sgn "$TTFT_ADD_TR")"
+    printf '%-28s %14s %14s %14s\n' "translated p99" "${T[an_direct.p99]}" "${T[tr_gw.p99]}" "$(sgn "$TTFT_ADD_TR_P99")"
+    echo "  ($TTFT_N sequential streams each on one keep-alive connection; translated = the OpenAI"
+    echo "   stream request to $CLAUDE vs. its Anthropic equivalent sent to the mock's /v1/messages;"
+    if ((TTFT_HOLD_MS > 0)); then
+        echo "   the mock sent the first token alone, then one event every ${TTFT_HOLD_MS} ms)"
+    else
+        echo "   the mock sent each whole stream in one write)"
+    fi
+    echo
     printf '%-44s %12s\n' "gateway CPU per request, c=32 (us)" "$CPU"
     printf '%-44s %12s\n' "gateway CPU per request, c=1 (us)" "${R[gw_c1.cpu_us_per_req]}"
+    printf '%-44s %12s\n' "bare Pingora CPU per request, c=32 (us)" "${R[bare_c32.cpu_us_per_req]}"
+    printf '%-44s %12s\n' "gateway CPU / bare Pingora CPU, c=32" "$GW_BARE_C32"
+    printf '%-44s %12s\n' "translated CPU per request, c=32 (us)" "$TR_CPU"
+    printf '%-44s %12s\n' "  added by translation (us)" "$TR_ADD_CPU"
+    printf '%-44s %12s\n' "worker threads (gateway = bare Pingora)" "$BARE_THREADS"
     printf '%-44s %12s\n' "gateway RSS idle (MiB)" "$(mib "$IDLE_RSS")"
     printf '%-44s %12s\n' "gateway RSS peak under c=32 load (MiB)" "$(mib "${R[gw_c32.max_rss_kib]}")"
     printf '%-44s %12s\n' "gateway RSS after load (MiB)" "$(mib "$RSS_AFTER_LOAD")"
@@ -318,7 +489,11 @@ ERRS=$((${R[direct_c1.errors]} + ${R[gw_c1.errors]} + ${R[direct_c32.errors]} + 
     printf '%-44s %12s\n' "wrk errors (all measured runs)" "$ERRS"
     echo
     echo "targets"
-    printf '  %-4s  CPU per request @c=32 %8s us   (<= 50 us)\n' "$T_CPU" "$CPU"
+    printf '  %-4s  CPU per request @c=32 %8s us   (<= 50 us; bare Pingora floor %s us, gateway = x%s of it)\n' \
+        "$T_CPU" "$CPU" "${R[bare_c32.cpu_us_per_req]}" "$GW_BARE_C32"
+    printf '  %-4s  translation CPU       %8s x    (<= 1.5x same-dialect: %s vs %s us @c=32)\n' \
+        "$T_TR_CPU" "$TR_RATIO_C32" "$TR_CPU" "$CPU"
+    printf '  %-4s  translated TTFT p50   %8s us   (<= 1000 us added vs direct)\n' "$T_TTFT" "$(sgn "$TTFT_ADD_TR")"
     printf '  %-4s  added p50 @c=1        %8s us   (<= 100 us)\n' "$T_P50" "$ADD_P50_C1"
     printf '  %-4s  idle RSS              %8s MiB  (<= 20 MiB)\n' "$T_IDLE" "$(mib "$IDLE_RSS")"
     printf '  %-4s  RSS, %s streams     %8s MiB  (<= 150 MiB)\n' "$T_STREAMS" "$STREAMS" "$(mib "$HOLD_RSS")"
@@ -329,19 +504,22 @@ ERRS=$((${R[direct_c1.errors]} + ${R[gw_c1.errors]} + ${R[direct_c32.errors]} + 
 mkdir -p "$(dirname "$LOAD_JSON")"
 {
     printf '{\n'
-    printf '  "timestamp": "%s", "cores": %d, "duration_s": %d, "gateway_threads": "%s",\n' \
-        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(nproc)" "$DURATION" "${GATEWAY_THREADS:-default}"
+    printf '  "timestamp": "%s", "cores": %d, "duration_s": %d, "gateway_threads": "%s", "worker_threads": %s,\n' \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(nproc)" "$DURATION" "${GATEWAY_THREADS:-default}" "${BARE_THREADS:-0}"
     printf '  "runs": {\n'
     first=1
-    for run in direct_c1 gw_c1 direct_c32 gw_c32 sse_direct_c32 sse_gw_c32; do
+    for run in "${MEASURED[@]}"; do
         [[ -n "${R[$run.requests]:-}" ]] || continue
         ((first)) || printf ',\n'
         first=0
         printf '    "%s": {"requests": %s, "rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "p999_us": %s, "max_us": %s, "errors": %s, "mock_cpu_us_per_req": %s' \
             "$run" "${R[$run.requests]}" "${R[$run.rps]}" "${R[$run.p50]}" "${R[$run.p90]}" "${R[$run.p99]}" \
             "${R[$run.p999]}" "${R[$run.max]}" "${R[$run.errors]}" "${R[$run.mock_cpu_us_per_req]}"
+        proc=gateway
+        [[ "$run" == bare_* ]] && proc=bare
         [[ -n "${R[$run.cpu_us_per_req]:-}" ]] &&
-            printf ', "gateway_cpu_us_per_req": %s, "gateway_max_rss_kib": %s' "${R[$run.cpu_us_per_req]}" "${R[$run.max_rss_kib]}"
+            printf ', "%s_cpu_us_per_req": %s, "%s_max_rss_kib": %s' "$proc" "${R[$run.cpu_us_per_req]}" \
+                "$proc" "${R[$run.max_rss_kib]}"
         printf '}'
     done
     printf '\n  },\n'
@@ -349,13 +527,26 @@ mkdir -p "$(dirname "$LOAD_JSON")"
         "$ADD_P50_C1" "$ADD_P99_C1" "$ADD_P50_C32" "$ADD_P99_C32"
     printf '  "throughput_ratio_c1": %s, "throughput_ratio_c32": %s,\n' "$RATIO_C1" "$RATIO_C32"
     printf '  "gateway_cpu_us_per_req_c32": %s, "gateway_cpu_us_per_req_c1": %s,\n' "$CPU" "${R[gw_c1.cpu_us_per_req]}"
+    printf '  "bare_cpu_us_per_req_c32": %s, "bare_cpu_us_per_req_c1": %s, "gateway_over_bare_cpu_c32": %s, "gateway_over_bare_cpu_c1": %s,\n' \
+        "${R[bare_c32.cpu_us_per_req]}" "${R[bare_c1.cpu_us_per_req]}" "$GW_BARE_C32" "$GW_BARE_C1"
+    printf '  "translated_cpu_us_per_req_c32": %s, "translated_cpu_us_per_req_c1": %s, "translated_over_same_dialect_cpu_c32": %s, "translated_over_same_dialect_cpu_c1": %s,\n' \
+        "$TR_CPU" "${R[tr_c1.cpu_us_per_req]}" "$TR_RATIO_C32" "$TR_RATIO_C1"
+    printf '  "ttft": {"streams_per_run": %s, "mock_hold_ms": %s' "$TTFT_N" "$TTFT_HOLD_MS"
+    for run in oa_direct oa_gw oa_bare an_direct tr_gw; do
+        printf ', "%s": {"n": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "max_us": %s, "mean_us": %s, "to_end_p50_us": %s, "to_end_p99_us": %s}' \
+            "$run" "${T[$run.n]}" "${T[$run.p50]}" "${T[$run.p90]}" "${T[$run.p99]}" "${T[$run.max]}" "${T[$run.mean]}" \
+            "${T[$run.total_p50]}" "${T[$run.total_p99]}"
+    done
+    printf '},\n'
+    printf '  "ttft_added_p50_us_same_dialect": %s, "ttft_added_p50_us_bare": %s, "ttft_added_p50_us_translated": %s, "ttft_added_p99_us_translated": %s,\n' \
+        "$TTFT_ADD_OA" "$TTFT_ADD_BARE" "$TTFT_ADD_TR" "$TTFT_ADD_TR_P99"
     printf '  "rss_idle_kib": %s, "rss_load_c32_max_kib": %s, "rss_after_load_kib": %s,\n' \
         "$IDLE_RSS" "${R[gw_c32.max_rss_kib]}" "$RSS_AFTER_LOAD"
     printf '  "streams_wanted": %s, "streams_open": %s, "streams_failed": %s, "streams_open_ms": %s, "rss_streams_kib": %s, "rss_added_by_streams_kib": %s, "rss_after_streams_kib": %s,\n' \
         "$STREAMS" "$HOLD_OK" "$HOLD_FAILED" "$HOLD_MS_TAKEN" "$HOLD_RSS" "$((HOLD_RSS - RSS_AFTER_LOAD))" "$RSS_AFTER_STREAMS"
     printf '  "binary_bytes": %s, "wrk_errors": %s,\n' "$BIN_BYTES" "$ERRS"
-    printf '  "targets": {"cpu_per_request_le_50us": "%s", "added_p50_c1_le_100us": "%s", "idle_rss_le_20mib": "%s", "rss_streams_le_150mib": "%s", "binary_le_20mb": "%s"}\n' \
-        "$T_CPU" "$T_P50" "$T_IDLE" "$T_STREAMS" "$T_BIN"
+    printf '  "targets": {"cpu_per_request_le_50us": "%s", "added_p50_c1_le_100us": "%s", "idle_rss_le_20mib": "%s", "rss_streams_le_150mib": "%s", "binary_le_20mb": "%s", "translation_cpu_le_1_5x": "%s", "ttft_translated_added_p50_le_1ms": "%s"}\n' \
+        "$T_CPU" "$T_P50" "$T_IDLE" "$T_STREAMS" "$T_BIN" "$T_TR_CPU" "$T_TTFT"
     printf '}\n'
 } >"$LOAD_JSON"
 echo

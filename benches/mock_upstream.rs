@@ -1,4 +1,4 @@
-//! A fast mock OpenAI upstream for load tests (`benches/load.sh`).
+//! A fast mock OpenAI / Anthropic upstream for load tests (`benches/load.sh`).
 //!
 //! Hand-written minimal HTTP/1.1 keep-alive server on tokio's multi-threaded
 //! runtime, TCP_NODELAY, responses prebuilt at start-up and written in one
@@ -13,10 +13,17 @@
 //!   usage; with `"stream": true` a chunked SSE stream (role chunk, 20 content
 //!   chunks, finish chunk, a usage chunk with `choices: []` when
 //!   `stream_options.include_usage` is true, `[DONE]`).
+//! - `POST /v1/messages` (Anthropic Messages API wire format): the same
+//!   answer as a `message` object with usage; with `"stream": true` an SSE
+//!   stream of named events (`message_start`, `content_block_start`, `ping`,
+//!   20 `content_block_delta` text deltas, `content_block_stop`,
+//!   `message_delta` with the stop reason and usage, `message_stop`).
 //! - `GET /v1/models`: a small model list. `GET /health`: `{"status":"ok"}`.
 //! - Holding streams open (open-streams RSS test): when the hold is N > 0 ms,
-//!   a stream sends its head and role chunk at once, then waits N ms before
-//!   each later chunk. The hold comes from the request header
+//!   a stream sends its head and every event up to and including the first
+//!   one that carries text (OpenAI: role chunk + first content chunk;
+//!   Anthropic: `message_start` … first `content_block_delta`) at once, then
+//!   waits N ms before each later event. The hold comes from the request header
 //!   `x-mock-hold-ms`, else from the process-wide setting: env
 //!   `MOCK_STREAM_HOLD_MS` at start, changed at run time with
 //!   `POST /mock/hold?ms=N` sent to the mock directly (a gateway does not
@@ -45,18 +52,42 @@ static RESPONSES: OnceLock<Responses> = OnceLock::new();
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-struct Responses {
-    /// Full non-stream response (head + body).
-    chat: Vec<u8>,
-    /// Full stream response (head + all chunks + terminator), without / with
-    /// the usage chunk.
-    stream: Vec<u8>,
-    stream_usage: Vec<u8>,
-    /// Stream head alone, and each SSE event already chunk-framed, for held
-    /// streams (the usage event is the second to last of `events_usage`).
-    stream_head: Vec<u8>,
+/// One prebuilt SSE response.
+struct Stream {
+    /// Head + every event + the chunked terminator, written at once.
+    full: Vec<u8>,
+    /// For held streams: the head alone, and each event already chunk-framed
+    /// (the last element is the chunked terminator).
+    head: Vec<u8>,
     events: Vec<Vec<u8>>,
-    events_usage: Vec<Vec<u8>>,
+    /// How many events a held stream sends with its head: up to and including
+    /// the first one that carries text.
+    prelude: usize,
+}
+
+impl Stream {
+    fn new(head: Vec<u8>, mut events: Vec<Vec<u8>>, prelude: usize) -> Stream {
+        events.push(b"0\r\n\r\n".to_vec());
+        let mut full = head.clone();
+        events.iter().for_each(|e| full.extend_from_slice(e));
+        Stream {
+            full,
+            head,
+            events,
+            prelude,
+        }
+    }
+}
+
+struct Responses {
+    /// Full non-stream OpenAI response (head + body).
+    chat: Vec<u8>,
+    /// OpenAI stream without / with the usage chunk.
+    stream: Stream,
+    stream_usage: Stream,
+    /// Anthropic `message` (head + body) and its stream.
+    message: Vec<u8>,
+    message_stream: Stream,
     models: Vec<u8>,
     health: Vec<u8>,
     not_found: Vec<u8>,
@@ -68,6 +99,12 @@ const CREATED: u64 = 1_732_000_000;
 const ID: &str = "chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012";
 const MODEL: &str = "gpt-4o-mini-2024-07-18";
 const FINGERPRINT: &str = "fp_0ba0d124f1";
+const MSG_ID: &str = "msg_01XFDUDYJgAACzvnptvVoYEL";
+const CLAUDE_MODEL: &str = "claude-3-5-haiku-20241022";
+/// The assistant answer every endpoint returns, split into 20 stream pieces.
+const CONTENT: &str = "Pingora is a Rust framework for building fast, reliable and programmable \
+networked services. It handles connection pooling, HTTP/1 and HTTP/2, TLS, \
+and graceful restarts, so a proxy built on it can focus on routing logic.";
 
 fn json_response(status: &str, body: &str) -> Vec<u8> {
     format!(
@@ -79,6 +116,93 @@ fn json_response(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Anthropic's response head (its rate-limit headers carry the same
+/// information as OpenAI's `x-ratelimit-*`).
+fn anthropic_head(content_type: &str, framing: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n{framing}\r\n\
+         anthropic-ratelimit-requests-remaining: 3999\r\n\
+         request-id: req_011CSHoEeqs5C35K2UUqR7Fy\r\nanthropic-organization-id: 0f6a7b3e-2f21-4c3c-9d59-3b1c1d8e6a10\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The answer split into 20 pieces of whole words (spaces kept).
+fn pieces() -> Vec<String> {
+    let words: Vec<&str> = CONTENT.split_inclusive(' ').collect();
+    let n = words.len();
+    (0..20).map(|i| words[i * n / 20..(i + 1) * n / 20].concat()).collect()
+}
+
+/// `POST /v1/messages`: a `message` and its event stream, in the Anthropic
+/// Messages API wire format (named events: `event:` + `data:` lines).
+fn build_anthropic() -> (Vec<u8>, Stream) {
+    let usage = serde_json::json!({
+        "input_tokens": 243,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 48,
+        "service_tier": "standard"
+    });
+    let body = serde_json::json!({
+        "id": MSG_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": CLAUDE_MODEL,
+        "content": [{"type": "text", "text": CONTENT}],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": usage
+    })
+    .to_string();
+    let mut message = anthropic_head("application/json", &format!("content-length: {}", body.len()));
+    message.extend_from_slice(body.as_bytes());
+
+    let mut start_usage = usage.clone();
+    start_usage["output_tokens"] = 1.into();
+    let ev = |name: &str, data: serde_json::Value| chunk_frame(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+    let mut events = vec![
+        ev(
+            "message_start",
+            serde_json::json!({"type": "message_start", "message": {
+                "id": MSG_ID, "type": "message", "role": "assistant", "model": CLAUDE_MODEL,
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": start_usage}}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev("ping", serde_json::json!({"type": "ping"})),
+    ];
+    let prelude = events.len() + 1; // through the first text delta
+    for piece in pieces() {
+        events.push(ev(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": piece}}),
+        ));
+    }
+    events.push(ev(
+        "content_block_stop",
+        serde_json::json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(ev(
+        "message_delta",
+        serde_json::json!({"type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"input_tokens": 243, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0, "output_tokens": 48}}),
+    ));
+    events.push(ev("message_stop", serde_json::json!({"type": "message_stop"})));
+    let head = anthropic_head(
+        "text/event-stream; charset=utf-8",
+        "cache-control: no-cache\r\ntransfer-encoding: chunked",
+    );
+    (message, Stream::new(head, events, prelude))
+}
+
 fn chunk_frame(data: &[u8]) -> Vec<u8> {
     let mut v = format!("{:x}\r\n", data.len()).into_bytes();
     v.extend_from_slice(data);
@@ -87,9 +211,7 @@ fn chunk_frame(data: &[u8]) -> Vec<u8> {
 }
 
 fn build_responses() -> Responses {
-    let content = "Pingora is a Rust framework for building fast, reliable and programmable \
-networked services. It handles connection pooling, HTTP/1 and HTTP/2, TLS, \
-and graceful restarts, so a proxy built on it can focus on routing logic.";
+    let content = CONTENT;
     let chat_body = serde_json::json!({
         "id": ID,
         "object": "chat.completion",
@@ -129,13 +251,8 @@ and graceful restarts, so a proxy built on it can focus on routing logic.";
         serde_json::json!({"role": "assistant", "content": "", "refusal": null}),
         serde_json::Value::Null,
     ));
-    let words: Vec<&str> = content.split_inclusive(' ').collect();
-    let per = words.len().div_ceil(20);
-    for piece in words.chunks(per) {
-        sse.push(chunk(
-            serde_json::json!({"content": piece.concat()}),
-            serde_json::Value::Null,
-        ));
+    for piece in pieces() {
+        sse.push(chunk(serde_json::json!({"content": piece}), serde_json::Value::Null));
     }
     sse.push(chunk(serde_json::json!({}), serde_json::json!("stop")));
     let usage = serde_json::json!({
@@ -154,17 +271,14 @@ and graceful restarts, so a proxy built on it can focus on routing logic.";
     let done = chunk_frame(b"data: [DONE]\n\n");
     events.push(done.clone());
     events_usage.push(done);
-    for e in [&mut events, &mut events_usage] {
-        e.push(b"0\r\n\r\n".to_vec());
-    }
     let stream_head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
 cache-control: no-cache\r\ntransfer-encoding: chunked\r\nopenai-processing-ms: 180\r\n\
 x-ratelimit-remaining-requests: 9999\r\nx-request-id: req_0123456789abcdef0123456789abcdef\r\n\r\n"
         .to_vec();
-    let mut stream = stream_head.clone();
-    events.iter().for_each(|e| stream.extend_from_slice(e));
-    let mut stream_usage = stream_head.clone();
-    events_usage.iter().for_each(|e| stream_usage.extend_from_slice(e));
+    // Held streams send the role chunk and the first content chunk at once.
+    let stream = Stream::new(stream_head.clone(), events, 2);
+    let stream_usage = Stream::new(stream_head, events_usage, 2);
+    let (message, message_stream) = build_anthropic();
 
     let models_body = serde_json::json!({"object": "list", "data": [
         {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
@@ -176,9 +290,8 @@ x-ratelimit-remaining-requests: 9999\r\nx-request-id: req_0123456789abcdef012345
         chat,
         stream,
         stream_usage,
-        stream_head,
-        events,
-        events_usage,
+        message,
+        message_stream,
         models: json_response("200 OK", &models_body),
         health: json_response("200 OK", r#"{"status":"ok"}"#),
         not_found: json_response(
@@ -310,15 +423,14 @@ fn query_u64(path: &str, key: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-async fn held_stream(sock: &mut TcpStream, usage: bool, hold: u64) -> std::io::Result<()> {
-    let r = RESPONSES.get().expect("responses");
-    let events = if usage { &r.events_usage } else { &r.events };
-    let mut first = r.stream_head.clone();
-    first.extend_from_slice(&events[0]);
+async fn held_stream(sock: &mut TcpStream, s: &Stream, hold: u64) -> std::io::Result<()> {
+    let mut first = s.head.clone();
+    s.events[..s.prelude].iter().for_each(|e| first.extend_from_slice(e));
     sock.write_all(&first).await?;
     let gen = RELEASE_GEN.load(Ordering::Acquire);
     let notify = RELEASE.get().expect("notify");
-    for (i, e) in events[1..].iter().enumerate() {
+    let later = &s.events[s.prelude..];
+    for (i, e) in later.iter().enumerate() {
         if RELEASE_GEN.load(Ordering::Acquire) == gen {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -333,7 +445,7 @@ async fn held_stream(sock: &mut TcpStream, usage: bool, hold: u64) -> std::io::R
         if RELEASE_GEN.load(Ordering::Acquire) != gen {
             // Released: send the rest at once.
             let mut rest = Vec::new();
-            events[1 + i..].iter().for_each(|e| rest.extend_from_slice(e));
+            later[i..].iter().for_each(|e| rest.extend_from_slice(e));
             return sock.write_all(&rest).await;
         }
         sock.write_all(e).await?;
@@ -352,7 +464,7 @@ async fn serve_conn(mut sock: TcpStream) {
         // their responses into one write.
         out.clear();
         let mut close = false;
-        let mut held: Option<(bool, u64)> = None;
+        let mut held: Option<(&Stream, u64)> = None;
         loop {
             let Some(he) = find(&buf, b"\r\n\r\n") else {
                 if buf.len() > MAX_HEAD {
@@ -391,19 +503,26 @@ async fn serve_conn(mut sock: TcpStream) {
             close |= h.close;
             let path = h.path.split('?').next().unwrap_or("");
             match (h.method_post, path) {
-                (true, "/v1/chat/completions") => {
+                (true, "/v1/chat/completions" | "/v1/messages") => {
+                    let openai = path == "/v1/chat/completions";
                     let stream = json_true(&body, b"\"stream\"");
-                    let usage = stream && json_true(&body, b"\"include_usage\"");
-                    let hold = h.hold_ms.unwrap_or_else(|| HOLD_MS.load(Ordering::Relaxed));
-                    if stream && hold > 0 {
-                        held = Some((usage, hold));
-                        break;
+                    let s = match (openai, stream && json_true(&body, b"\"include_usage\"")) {
+                        _ if !stream => None,
+                        (true, false) => Some(&r.stream),
+                        (true, true) => Some(&r.stream_usage),
+                        (false, _) => Some(&r.message_stream),
+                    };
+                    match s {
+                        None => out.extend_from_slice(if openai { &r.chat } else { &r.message }),
+                        Some(s) => {
+                            let hold = h.hold_ms.unwrap_or_else(|| HOLD_MS.load(Ordering::Relaxed));
+                            if hold > 0 {
+                                held = Some((s, hold));
+                                break;
+                            }
+                            out.extend_from_slice(&s.full);
+                        }
                     }
-                    out.extend_from_slice(match (stream, usage) {
-                        (false, _) => &r.chat,
-                        (true, false) => &r.stream,
-                        (true, true) => &r.stream_usage,
-                    });
                 }
                 (false, "/v1/models") => out.extend_from_slice(&r.models),
                 (false, "/health") => out.extend_from_slice(&r.health),
@@ -426,8 +545,8 @@ async fn serve_conn(mut sock: TcpStream) {
         if !out.is_empty() && sock.write_all(&out).await.is_err() {
             return;
         }
-        if let Some((usage, hold)) = held {
-            if held_stream(&mut sock, usage, hold).await.is_err() {
+        if let Some((s, hold)) = held {
+            if held_stream(&mut sock, s, hold).await.is_err() {
                 return;
             }
             continue; // more pipelined requests may be buffered
@@ -505,6 +624,81 @@ mod tests {
             b"\"stream\""
         ));
         assert!(!json_true(br#"{"model":"x"}"#, b"\"stream\""));
+    }
+
+    /// The SSE events (name, data) of a prebuilt stream, de-chunked.
+    fn sse_events(s: &Stream) -> Vec<(Option<String>, serde_json::Value)> {
+        let (body, n) = dechunk(&s.full[s.head.len()..]).unwrap().unwrap();
+        assert_eq!(n, s.full.len() - s.head.len());
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.ends_with("\n\n"));
+        text.split_terminator("\n\n")
+            .map(|ev| {
+                let mut name = None;
+                let mut data = String::new();
+                for line in ev.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                let v = if data == "[DONE]" {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_str(&data).unwrap()
+                };
+                (name, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn anthropic_wire_format() {
+        let r = build_responses();
+        let he = find(&r.message, b"\r\n\r\n").unwrap() + 4;
+        let m: serde_json::Value = serde_json::from_slice(&r.message[he..]).unwrap();
+        assert_eq!(m["type"], "message");
+        assert_eq!(m["content"][0]["text"], CONTENT);
+        assert_eq!(m["usage"]["output_tokens"], 48);
+        let evs = sse_events(&r.message_stream);
+        let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+        assert_eq!(
+            &names[..4],
+            ["message_start", "content_block_start", "ping", "content_block_delta"]
+        );
+        assert_eq!(
+            &names[names.len() - 3..],
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        let mut text = String::new();
+        for (name, v) in &evs {
+            assert_eq!(v["type"], name.as_deref().unwrap(), "event name = data type");
+            if v["type"] == "content_block_delta" {
+                assert_eq!(v["delta"]["type"], "text_delta");
+                text.push_str(v["delta"]["text"].as_str().unwrap());
+            }
+        }
+        assert_eq!(text, CONTENT);
+        assert_eq!(names.iter().filter(|n| **n == "content_block_delta").count(), 20);
+        assert_eq!(evs[names.len() - 2].1["usage"]["output_tokens"], 48);
+    }
+
+    #[test]
+    fn held_prelude_ends_with_the_first_text() {
+        let r = build_responses();
+        for s in [&r.stream, &r.stream_usage, &r.message_stream] {
+            let evs = sse_events(s);
+            let has_text = |v: &serde_json::Value| {
+                v["delta"]["text"].as_str().is_some_and(|t| !t.is_empty())
+                    || v["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .is_some_and(|t| !t.is_empty())
+            };
+            let first = evs.iter().position(|(_, v)| has_text(v)).unwrap();
+            assert_eq!(s.prelude, first + 1);
+            assert_eq!(s.events.len(), evs.len() + 1, "events + terminator");
+        }
     }
 
     #[test]
