@@ -1,7 +1,7 @@
 //! The Pingora floor for `benches/load.sh`: the smallest `ProxyHttp` there is
 //! (`upstream_peer` returns one fixed plain-HTTP peer, every other phase is
 //! Pingora's default), run with the same Pingora version, allocator
-//! (mimalloc, transparent huge pages off), release profile and worker-thread
+//! (jemalloc with large blocks via calloc, transparent huge pages off), release profile and worker-thread
 //! count as the gateway. Its CPU per request is what any Pingora proxy pays
 //! on this machine for the same traffic; the gateway's is reported as a
 //! ratio to it.
@@ -31,8 +31,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+// The gateway's own allocator, so the floor differs from the gateway only in
+// what the gateway does per request.
+#[path = "../src/alloc.rs"]
+mod alloc;
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::SplitAlloc = alloc::SplitAlloc;
 
 /// Proxies every request to one upstream.
 struct Bare {
@@ -102,7 +106,7 @@ fn main() {
         Some(Ok(n)) if n >= 1 => n,
         Some(_) => usage(),
     };
-    // Same as the gateway: mimalloc would otherwise back its arenas with
+    // Same as the gateway: keep the allocator's arenas off
     // transparent huge pages.
     // SAFETY: prctl(PR_SET_THP_DISABLE) only changes this process's memory
     // policy; it takes no pointers.
