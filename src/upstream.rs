@@ -242,7 +242,10 @@ impl Exchange {
             .and_then(|v| v.to_str().ok())
     }
 
-    /// Response headers worth passing to the caller (rate limits, retry-after).
+    /// Response headers worth passing to the caller: rate limits (OpenAI and
+    /// Anthropic style), `retry-after`, and the provider's `request-id`, which
+    /// the Anthropic SDK reports and support asks for. Account identifiers
+    /// and cookies stay behind.
     pub fn passthrough_headers(&self) -> Vec<(String, String)> {
         let Some(h) = self.session.response_header() else {
             return Vec::new();
@@ -251,7 +254,9 @@ impl Exchange {
             .iter()
             .filter(|(k, _)| {
                 let k = k.as_str();
-                k.starts_with("x-ratelimit-") || k == "retry-after" || k == "openai-processing-ms"
+                k.starts_with("x-ratelimit-")
+                    || k.starts_with("anthropic-ratelimit-")
+                    || matches!(k, "retry-after" | "openai-processing-ms" | "request-id")
             })
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect()

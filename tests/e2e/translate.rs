@@ -23,17 +23,26 @@ async fn replay(stream: &str, whole: &str) -> MockUpstream {
     MockUpstream::start(Arc::new(move |r: &RecordedRequest| {
         let streamed =
             r.path.contains("stream") || serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["stream"] == true);
+        // Anthropic-style response headers (other dialects just carry them too).
+        let headers = vec![
+            ("request-id".to_string(), "req_011CReplay".to_string()),
+            ("anthropic-ratelimit-requests-remaining".to_string(), "3999".to_string()),
+            (
+                "anthropic-organization-id".to_string(),
+                "00000000-0000-4000-8000-000000000000".to_string(),
+            ),
+        ];
         if streamed {
             MockResponse::Stream {
                 status: 200,
-                headers: vec![],
+                headers,
                 steps: s.chunks(7).map(|c| Step::Send(c.to_vec())).collect(),
             }
         } else {
             MockResponse::Json {
                 status: 200,
                 body: w.clone(),
-                headers: vec![],
+                headers,
             }
         }
     }))
@@ -336,6 +345,15 @@ async fn anthropic_native_path_forwards_bytes_and_headers() {
     )
     .await;
     assert_eq!(r.status(), 200);
+    let h = r.headers();
+    // What the SDK reports as `_request_id`, and the provider's rate limits;
+    // not the gateway's provider account id.
+    assert_eq!(h.get("request-id").map(|v| v.as_bytes()), Some(&b"req_011CReplay"[..]));
+    assert_eq!(
+        h.get("anthropic-ratelimit-requests-remaining").map(|v| v.as_bytes()),
+        Some(&b"3999"[..])
+    );
+    assert!(h.get("anthropic-organization-id").is_none());
     let mut stream = r.bytes_stream();
     let mut got = Vec::new();
     while let Some(c) = stream.next().await {
