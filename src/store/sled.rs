@@ -31,7 +31,7 @@ use super::{
 };
 use crate::record::{AuditEntry, UsageRecord};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -204,6 +204,20 @@ impl SledStore {
     #[allow(dead_code)] // tests and benches/store.rs
     pub fn blocks_read(&self) -> u64 {
         self.blocks_read.load(Ordering::Relaxed)
+    }
+
+    /// Keys and key+value bytes per key prefix: the size breakdown the
+    /// tests and the bench print, without handing sled types out.
+    #[allow(dead_code)] // tests and benches/store.rs
+    pub fn prefix_sizes(&self) -> Result<BTreeMap<u8, (u64, u64)>, StoreError> {
+        let mut by: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+        for kv in self.db.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let x = by.entry(k.first().copied().unwrap_or(0)).or_default();
+            x.0 += 1;
+            x.1 += (k.len() + v.len()) as u64;
+        }
+        Ok(by)
     }
 
     fn dict(&self) -> std::sync::RwLockReadGuard<'_, Dict> {

@@ -496,16 +496,18 @@ fn size_breakdown() {
         let (_d, s) = open();
         let e = s.disk_bytes().expect("size");
         let recs = synth::records(n, T0, days * DAY_MS);
-        write(&s, &recs, 1_000);
-        s.flush().expect("flush");
-        let mut by: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
-        for kv in s.db.iter() {
-            let (k, v) = kv.expect("kv");
-            let x = by.entry(k[0]).or_default();
-            x.0 += 1;
-            x.1 += (k.len() + v.len()) as u64;
+        // As the gateway writes them: each request's audit entry with its record.
+        for c in recs.chunks(1_000) {
+            let audit: Vec<AuditEntry> = c.iter().map(|r| synth::audit_for(r, false)).collect();
+            s.write_batch(c, &audit).expect("write");
         }
-        let by: Vec<(char, (u64, u64))> = by.into_iter().map(|(k, v)| (k as char, v)).collect();
+        s.flush().expect("flush");
+        let by: Vec<(char, (u64, u64))> = s
+            .prefix_sizes()
+            .expect("sizes")
+            .into_iter()
+            .map(|(k, v)| (k as char, v))
+            .collect();
         println!(
             "n={n} days={days} empty={e} total={} per={:.1} {:?}",
             s.disk_bytes().expect("size"),
