@@ -10,8 +10,8 @@
 //!
 //! `cargo bench --bench store -- audit [requests] [per write] [bodies]`
 //! instead measures what audit entries cost the recorder: the same requests
-//! (10,000 per second, batches of 4,096 as the recorder's `MAX_BATCH`, a
-//! flush after each) written as usage only, audit only and both; thread CPU
+//! (10,000 per second lasting 0.1 to 5 s, so written in completion order,
+//! batches of 4,096 as the recorder's `MAX_BATCH`, a flush after each) written as usage only, audit only and both; thread CPU
 //! per request in `write_batch` and in `flush`, disk and key bytes per audit
 //! entry, RSS growth, and the audit read paths.
 
@@ -202,12 +202,15 @@ fn audit_run(n: u64, per_write: usize, bodies: bool, mix: Mix) -> f64 {
     let empty = s.disk_bytes().expect("size");
     let rss0 = rss();
     let (mut write, mut flush) = (Duration::ZERO, Duration::ZERO);
-    let mut i = 0;
+    // Requests start 10,000 a second and end after their duration: the
+    // recorder gets them in completion order, so ids are not in order.
+    let mut done: Vec<(u64, u64)> = (0..n)
+        .map(|j| (T0 + j / 10 + u64::from(synth::record(j, 0).duration_ms), j))
+        .collect();
+    done.sort_unstable();
     let mut ids = Vec::new();
-    while i < n {
-        let end = (i + per_write as u64).min(n);
-        // 10,000 requests per second.
-        let usage: Vec<record::UsageRecord> = (i..end).map(|j| synth::record(j, T0 + j / 10)).collect();
+    for batch in done.chunks(per_write) {
+        let usage: Vec<record::UsageRecord> = batch.iter().map(|&(ts, j)| synth::record(j, ts)).collect();
         let audit: Vec<record::AuditEntry> = if mix == Mix::Usage {
             Vec::new()
         } else {
@@ -221,7 +224,6 @@ fn audit_run(n: u64, per_write: usize, bodies: bool, mix: Mix) -> f64 {
         s.flush().expect("flush");
         write += t1 - t;
         flush += thread_cpu() - t1;
-        i = end;
     }
     let grew = rss().saturating_sub(rss0);
     let disk = s.disk_bytes().expect("size").saturating_sub(empty);
