@@ -623,7 +623,8 @@ pub fn decode_counters(buf: &[u8]) -> Result<Counters, StoreError> {
 #[path = "encode_audit.rs"]
 mod audit;
 pub use audit::{
-    decode_audit_block, decode_audit_bodies, encode_audit_block, encode_audit_bodies, rewrite_audit_block, AuditView,
+    decode_audit_block, decode_audit_bodies, encode_audit_block, encode_audit_bodies, find_in_audit_block,
+    rewrite_audit_block, AuditView,
 };
 
 #[cfg(test)]

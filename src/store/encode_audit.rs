@@ -195,31 +195,55 @@ fn opt<T: TryFrom<u64>>(v: u64, what: &str) -> Result<Option<T>, StoreError> {
     }
 }
 
-/// Decodes every entry of a block written by [`encode_audit_block`], in
-/// stored (ascending) order.
-pub fn decode_audit_block<'a>(buf: &'a [u8]) -> Result<(BlockHeader, Vec<AuditView<'a>>), StoreError> {
-    let mut r = Reader::new(buf);
-    let h = read_header(&mut r)?;
-    let mut out = Vec::with_capacity(usize::try_from(h.count.min(4096)).unwrap_or(0));
-    let mut table = Strings::default();
-    let mut s = |r: &mut Reader<'a>| table.read(r);
-    let mut ts = h.min_ts;
-    for _ in 0..h.count {
-        let (request_id, flags) = read_entry_start(&mut r, &mut ts)?;
-        let method = s(&mut r)?;
-        let path = s(&mut r)?;
-        let client = s(&mut r)?;
-        let route = s(&mut r)?;
+/// Reads a block's entries one at a time (the string table must see every
+/// entry before the next).
+struct Entries<'a> {
+    r: Reader<'a>,
+    table: Strings<'a>,
+    ts: u64,
+    left: u64,
+}
+
+impl<'a> Entries<'a> {
+    fn new(buf: &'a [u8]) -> Result<(BlockHeader, Self), StoreError> {
+        let mut r = Reader::new(buf);
+        let h = read_header(&mut r)?;
+        let e = Entries {
+            r,
+            table: Strings::default(),
+            ts: h.min_ts,
+            left: h.count,
+        };
+        Ok((h, e))
+    }
+
+    /// The next entry; `None` after the last, once the block was checked
+    /// to end there.
+    fn next(&mut self) -> Result<Option<AuditView<'a>>, StoreError> {
+        if self.left == 0 {
+            if !self.r.is_empty() {
+                return Err(StoreError::Corrupt("trailing bytes after audit block".into()));
+            }
+            return Ok(None);
+        }
+        self.left -= 1;
+        let r = &mut self.r;
+        let mut s = |r: &mut Reader<'a>| self.table.read(r);
+        let (request_id, flags) = read_entry_start(r, &mut self.ts)?;
+        let method = s(r)?;
+        let path = s(r)?;
+        let client = s(r)?;
+        let route = s(r)?;
         let status = u16::try_from(r.varint()?).map_err(|_| corrupt("status"))?;
         let upstream_status = opt(r.varint()?, "status")?;
         let duration_ms = r.varint_u32()?;
         let ttft_ms = opt(r.varint()?, "ttft")?;
-        let error = if flags & A_ERROR != 0 { Some(s(&mut r)?) } else { None };
-        let user_path = s(&mut r)?;
-        let key_id = s(&mut r)?;
-        let request_headers = read_pairs(&mut r, &mut s)?;
-        out.push(AuditView {
-            ts_ms: ts,
+        let error = if flags & A_ERROR != 0 { Some(s(r)?) } else { None };
+        let user_path = s(r)?;
+        let key_id = s(r)?;
+        let request_headers = read_pairs(r, &mut s)?;
+        Ok(Some(AuditView {
+            ts_ms: self.ts,
             request_id,
             has_bodies: flags & A_BODIES != 0,
             method,
@@ -235,12 +259,31 @@ pub fn decode_audit_block<'a>(buf: &'a [u8]) -> Result<(BlockHeader, Vec<AuditVi
             key_id,
             request_headers,
             bodies_truncated: flags & A_TRUNCATED != 0,
-        });
+        }))
     }
-    if !r.is_empty() {
-        return Err(StoreError::Corrupt("trailing bytes after audit block".into()));
+}
+
+/// Decodes every entry of a block written by [`encode_audit_block`], in
+/// stored (ascending) order.
+pub fn decode_audit_block<'a>(buf: &'a [u8]) -> Result<(BlockHeader, Vec<AuditView<'a>>), StoreError> {
+    let (h, mut e) = Entries::new(buf)?;
+    let mut out = Vec::with_capacity(usize::try_from(h.count.min(4096)).unwrap_or(0));
+    while let Some(a) = e.next()? {
+        out.push(a);
     }
     Ok((h, out))
+}
+
+/// The first entry of a block with this request id, reading no further
+/// than it (a lookup reads half a block on average).
+pub fn find_in_audit_block<'a>(buf: &'a [u8], request_id: &str) -> Result<Option<AuditView<'a>>, StoreError> {
+    let (_, mut e) = Entries::new(buf)?;
+    while let Some(a) = e.next()? {
+        if a.request_id.cmp_str(request_id).is_eq() {
+            return Ok(Some(a));
+        }
+    }
+    Ok(None)
 }
 
 /// Encodes an audit entry's bodies; `None` when it has none.

@@ -146,6 +146,9 @@ fn audit_block_round_trip_and_listing_without_bodies() {
     decode_audit_bodies(&bodies, &mut back).expect("bodies");
     assert_eq!(back, a);
     assert_eq!(encode_audit_bodies(&b), None);
+    let found = find_in_audit_block(&buf, "r2").expect("find").expect("r2");
+    assert_eq!(found.to_entry(), strip(&b));
+    assert!(find_in_audit_block(&buf, "r3").expect("find").is_none());
     // A rewrite keeps which entries have bodies stored apart.
     let kept = [&views[1], &views[2]];
     let again = rewrite_audit_block(&kept);

@@ -11,7 +11,7 @@
 //! | `r` | day u32, provider, model, user path, key (dictionary ids, varints) | counters |
 //! | `t` | day u32, tag key id, tag value id (varints) | counters |
 //! | `A` | max_ts u64, seq u64 | block of up to [`BLOCK_MAX`] audit entries (metadata) spanning ≤ [`SPAN_MAX_MS`] |
-//! | `I` | id group (varint length, bytes), max_ts u64, seq u64 | empty: ids of that group are in that `A` block |
+//! | `I` | id group (varint length, bytes), max_ts u64, seq u64 | the group's members in that `A` block |
 //! | `B` | max_ts u64, seq u64, request id | audit bodies of an entry of that `A` block |
 //! | `o` | model name | override JSON |
 //! | `m` | name | metadata (largest block span of usage, of audit) |
@@ -182,8 +182,9 @@ impl SledStore {
         })
     }
 
-    /// Usage and audit blocks decoded by log scans since open: lets tests
-    /// and the bench prove that summaries read roll-ups only.
+    /// Usage and audit blocks decoded by log pages and lookups since open:
+    /// lets tests and the bench prove that summaries read roll-ups only and
+    /// that a lookup reads one block.
     #[allow(dead_code)] // tests and benches/store.rs
     pub fn blocks_read(&self) -> u64 {
         self.blocks_read.load(Ordering::Relaxed)

@@ -3,22 +3,26 @@
 //!
 //! Looking one entry up by request id needs an index, but one key per entry
 //! is the cost blocks exist to avoid. The gateway's ids are a process prefix
-//! and a counter (`{:016x}{:08x}`), so consecutive requests share all but the
-//! last few characters: the index has one key per *group* of ids
-//! ([`id_group`]) per block, pointing at the block. A lookup scans its
-//! group's keys (newest block first) and searches only those blocks.
+//! and a counter (`{:016x}{:08x}`), so requests started close together share
+//! all but the last few characters: the index has one key per *group* of ids
+//! ([`split_id`]) per block, whose value lists the group's members in that
+//! block. Requests finish out of order, so one group's entries spread over
+//! many blocks; a lookup scans its group's keys (newest block first) and
+//! reads only a block whose key lists the id.
 
 use super::{be, prefixed, SledStore};
 use crate::record::AuditEntry;
 use crate::store::encode::{
-    decode_audit_block, decode_audit_bodies, encode_audit_block, encode_audit_bodies, rewrite_audit_block, AuditView,
-    Writer,
+    decode_audit_block, decode_audit_bodies, encode_audit_block, encode_audit_bodies, find_in_audit_block,
+    rewrite_audit_block, AuditView, Reader, Writer,
 };
 use crate::store::{Cursor, LogFilter, Page, StoreError};
+use std::collections::BTreeMap;
 
 /// Index key prefix: `I`, group length (varint), group, block key without
-/// its prefix → empty. The length keeps one group's keys apart from a longer
-/// group it is a prefix of.
+/// its prefix → the group's members in the block (ascending, varint deltas;
+/// empty when the group is a whole id). The length keeps one group's keys
+/// apart from a longer group it is a prefix of.
 const INDEX: u8 = b'I';
 /// Bodies key prefix: `B`, block key without its prefix, request id →
 /// bodies (only with `audit_bodies` on; kept apart so listings stay small).
@@ -26,17 +30,28 @@ const BODIES: u8 = b'B';
 /// Length of a block key without its prefix byte (max_ts, seq).
 const BLOCK_ID_LEN: usize = 16;
 
-/// The index group of a request id: the id without its last three
-/// characters when those are lowercase hex digits and the id is at least 16
-/// long (gateway ids: 4,096 consecutive requests per group), else the whole
-/// id. Either way a group holds at most 4,096 distinct ids, so a lookup
-/// reads a bounded number of blocks whatever the id format.
-fn id_group(id: &str) -> &str {
+/// An id's place in the index: its group and its member number in it. When
+/// the id is at least 16 long and ends in three lowercase hex digits
+/// (gateway ids: 4,096 consecutive requests a group), the group is the rest
+/// and the member those digits; else the group is the whole id (`None`).
+/// Either way a group holds at most 4,096 distinct ids.
+fn split_id(id: &str) -> (&str, Option<u16>) {
     let b = id.as_bytes();
-    let hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
-    match b.len().checked_sub(3) {
-        Some(cut) if b.len() >= 16 && b[cut..].iter().all(hex) => id.get(..cut).unwrap_or(id),
-        _ => id,
+    let Some(cut) = b.len().checked_sub(3).filter(|_| b.len() >= 16) else {
+        return (id, None);
+    };
+    let mut member = 0u16;
+    for &c in &b[cut..] {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return (id, None),
+        };
+        member = (member << 4) | u16::from(d);
+    }
+    match id.get(..cut) {
+        Some(group) => (group, Some(member)),
+        None => (id, None),
     }
 }
 
@@ -50,10 +65,43 @@ fn index_prefix(group: &str) -> Vec<u8> {
     w.buf
 }
 
-fn index_key(group: &str, block: &[u8]) -> Vec<u8> {
-    let mut k = index_prefix(group);
-    k.extend_from_slice(block);
-    k
+/// The index keys of a block holding `ids`, with their values.
+fn index_entries<'i>(block: &[u8], ids: impl Iterator<Item = &'i str>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut split: Vec<(&str, Option<u16>)> = ids.map(split_id).collect();
+    split.sort_unstable();
+    split.dedup();
+    let mut out = BTreeMap::new();
+    let mut rest = split.as_slice();
+    while let Some(&(group, _)) = rest.first() {
+        let n = rest.iter().take_while(|(g, _)| *g == group).count();
+        let (members, tail) = rest.split_at(n);
+        rest = tail;
+        let mut key = index_prefix(group);
+        key.extend_from_slice(block);
+        let mut w = Writer::default();
+        let mut prev = 0;
+        for m in members.iter().filter_map(|(_, m)| *m) {
+            w.varint(u64::from(m - prev));
+            prev = m;
+        }
+        out.insert(key, w.buf);
+    }
+    out
+}
+
+/// Whether an index value lists `member`.
+fn lists(value: &[u8], member: u16) -> Result<bool, StoreError> {
+    let mut r = Reader::new(value);
+    let mut m = 0u64;
+    while !r.is_empty() {
+        m = m
+            .checked_add(r.varint()?)
+            .ok_or_else(|| StoreError::Corrupt("audit index value".into()))?;
+        if m >= u64::from(member) {
+            return Ok(m == u64::from(member));
+        }
+    }
+    Ok(false)
 }
 
 fn bodies_key(block: &[u8], id: &str) -> Vec<u8> {
@@ -64,27 +112,29 @@ fn bodies_key(block: &[u8], id: &str) -> Vec<u8> {
     k
 }
 
-/// Adds to `batch` the removal of the bodies of `gone` and of the index keys
-/// of their groups that no entry of `kept` (the block's survivors) is in.
-/// Returns the keys removed.
-fn forget(block: &[u8], gone: &[&AuditView<'_>], kept: &[&AuditView<'_>], batch: &mut sled::Batch) -> usize {
-    let ids = |v: &[&AuditView<'_>]| -> Vec<String> { v.iter().map(|a| a.request_id.to_string_lossless()).collect() };
-    let (gone_ids, kept_ids) = (ids(gone), ids(kept));
+/// Adds to `batch` what retention changes in a block's index and bodies
+/// keys when its entries older than `cutoff` go: their bodies, the index
+/// keys of groups with no member left, the shorter member lists of the
+/// others. Returns the keys touched.
+fn shrink(block: &[u8], views: &[AuditView<'_>], cutoff: u64, batch: &mut sled::Batch) -> usize {
+    let ids: Vec<String> = views.iter().map(|a| a.request_id.to_string_lossless()).collect();
     let mut n = 0;
-    for (a, id) in gone.iter().zip(&gone_ids) {
-        if a.has_bodies {
+    for (a, id) in views.iter().zip(&ids) {
+        if a.ts_ms < cutoff && a.has_bodies {
             batch.remove(bodies_key(block, id));
             n += 1;
         }
     }
-    let mut kept_groups: Vec<&str> = kept_ids.iter().map(|id| id_group(id)).collect();
-    kept_groups.sort_unstable();
-    let mut groups: Vec<&str> = gone_ids.iter().map(|id| id_group(id)).collect();
-    groups.sort_unstable();
-    groups.dedup();
-    for g in groups {
-        if kept_groups.binary_search(&g).is_err() {
-            batch.remove(index_key(g, block));
+    let before = index_entries(block, ids.iter().map(String::as_str));
+    let kept = views.iter().zip(&ids).filter(|(a, _)| a.ts_ms >= cutoff);
+    let after = index_entries(block, kept.map(|(_, id)| id.as_str()));
+    for k in before.keys().filter(|k| !after.contains_key(*k)) {
+        batch.remove(k.as_slice());
+        n += 1;
+    }
+    for (k, v) in after {
+        if before.get(&k) != Some(&v) {
+            batch.insert(k, v);
             n += 1;
         }
     }
@@ -97,11 +147,8 @@ impl SledStore {
     pub(super) fn add_audit(&self, audit: &[AuditEntry], batch: &mut sled::Batch) -> Result<u64, StoreError> {
         self.put_blocks(&self.audit, audit, |chunk, key| {
             let block = key.get(1..).unwrap_or_default();
-            let mut groups: Vec<&str> = chunk.iter().map(|a| id_group(&a.request_id)).collect();
-            groups.sort_unstable();
-            groups.dedup();
-            for g in groups {
-                batch.insert(index_key(g, block), Vec::<u8>::new());
+            for (k, v) in index_entries(block, chunk.iter().map(|a| a.request_id.as_str())) {
+                batch.insert(k, v);
             }
             for a in chunk {
                 if let Some(b) = encode_audit_bodies(a) {
@@ -133,22 +180,29 @@ impl SledStore {
     }
 
     /// See [`crate::store::Store::audit_get`]. Should an id have been
-    /// recorded twice, the entry in the newest block wins.
+    /// recorded twice, the entry in the newest block wins (the oldest of a
+    /// block's).
     pub(super) fn audit_find(&self, request_id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let prefix = index_prefix(id_group(request_id));
+        let (group, member) = split_id(request_id);
+        let prefix = index_prefix(group);
         for kv in self.db.scan_prefix(&prefix).rev() {
-            let (k, _) = kv.map_err(be)?;
+            let (k, v) = kv.map_err(be)?;
             let block = k
                 .get(prefix.len()..)
                 .filter(|b| b.len() == BLOCK_ID_LEN)
                 .ok_or_else(|| StoreError::Corrupt("audit index key".into()))?;
+            if let Some(m) = member {
+                if !lists(&v, m)? {
+                    continue;
+                }
+            }
             let Some(v) = self.db.get(prefixed(self.audit.prefix, block)).map_err(be)? else {
                 // Written and removed with its block in one batch; a reader
                 // racing retention may still see the key.
                 continue;
             };
-            let (_, views) = decode_audit_block(&v)?;
-            let Some(a) = views.iter().rev().find(|a| a.request_id.cmp_str(request_id).is_eq()) else {
+            self.blocks_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(a) = find_in_audit_block(&v, request_id)? else {
                 continue;
             };
             let mut e = a.to_entry();
@@ -169,22 +223,16 @@ impl SledStore {
     pub(super) fn audit_retention(&self, cutoff: u64) -> Result<u64, StoreError> {
         let mut deleted = self.expire_blocks(&self.audit, cutoff, |k, v, batch| {
             let (_, views) = decode_audit_block(v)?;
-            let gone: Vec<&AuditView<'_>> = views.iter().collect();
-            Ok(forget(k.get(1..).unwrap_or_default(), &gone, &[], batch))
+            Ok(shrink(k.get(1..).unwrap_or_default(), &views, cutoff, batch))
         })?;
         for (k, v) in self.straddling(&self.audit, cutoff)? {
-            let block = k.get(1..).unwrap_or_default();
             let (_, views) = decode_audit_block(&v)?;
-            let (gone, kept): (Vec<&AuditView<'_>>, Vec<&AuditView<'_>>) = views.iter().partition(|a| a.ts_ms < cutoff);
             let mut batch = sled::Batch::default();
-            forget(block, &gone, &kept, &mut batch);
-            if kept.is_empty() {
-                batch.remove(k.clone());
-            } else {
-                // Same key: the newest entry, which the key names, stays.
-                batch.insert(k.clone(), rewrite_audit_block(&kept));
-            }
-            deleted += gone.len() as u64;
+            shrink(k.get(1..).unwrap_or_default(), &views, cutoff, &mut batch);
+            let kept: Vec<&AuditView<'_>> = views.iter().filter(|a| a.ts_ms >= cutoff).collect();
+            deleted += (views.len() - kept.len()) as u64;
+            // Same key: the newest entry, which the key names, stays.
+            batch.insert(k.clone(), rewrite_audit_block(&kept));
             self.apply(batch)?;
         }
         Ok(deleted)

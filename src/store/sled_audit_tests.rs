@@ -169,6 +169,25 @@ fn get_finds_ids_across_blocks_and_groups() {
 }
 
 #[test]
+fn get_reads_only_the_block_listing_the_id() {
+    let (_d, s) = open();
+    // One group spread over 64 blocks, as slow requests finishing late do.
+    let all: Vec<AuditEntry> = (0..64).map(|n| audit(&gid(1, n * 61), T0 + n, 200)).collect();
+    for a in &all {
+        s.write_batch(&[], std::slice::from_ref(a)).expect("write");
+    }
+    assert_eq!(count(&s, b'I'), 64);
+    for a in &all {
+        let before = s.blocks_read();
+        assert_eq!(s.audit_get(&a.request_id).expect("get").as_ref(), Some(a));
+        assert_eq!(s.blocks_read() - before, 1);
+    }
+    let before = s.blocks_read();
+    assert_eq!(s.audit_get(&gid(1, 1)).expect("get"), None);
+    assert_eq!(s.blocks_read(), before, "an id no key lists reads no block");
+}
+
+#[test]
 fn odd_ids_work_everywhere() {
     let (_d, s) = open();
     let ids = [
@@ -183,6 +202,9 @@ fn odd_ids_work_everywhere() {
         "идентификатор-0123456789abc",
         "0123456789abcdef0123",
         "0123456789abcdef012",
+        // A whole-id group that is also the group of a longer id.
+        "0123456789abcdefxyz",
+        "0123456789abcdefxyzabc",
     ];
     let all: Vec<AuditEntry> = ids
         .iter()
@@ -202,14 +224,20 @@ fn odd_ids_work_everywhere() {
     assert_eq!(s.audit_get("ab").expect("get"), None);
     assert_eq!(s.audit_get("req-00").expect("get"), None);
     assert_eq!(all_pages(&s, &LogFilter::default(), 3), listed(&all));
-    assert_eq!(id_group("0123456789abcdef00000abc"), "0123456789abcdef00000");
     assert_eq!(
-        id_group("550e8400-e29b-41d4-a716-446655440000"),
-        "550e8400-e29b-41d4-a716-446655440"
+        split_id("0123456789abcdef00000abc"),
+        ("0123456789abcdef00000", Some(0xabc))
     );
-    assert_eq!(id_group("идентификатор-0123456789abc"), "идентификатор-0123456789");
+    assert_eq!(
+        split_id("550e8400-e29b-41d4-a716-446655440010"),
+        ("550e8400-e29b-41d4-a716-446655440", Some(0x010))
+    );
+    assert_eq!(
+        split_id("идентификатор-0123456789abc"),
+        ("идентификатор-0123456789", Some(0xabc))
+    );
     for whole in ["req-007", "abc", "", "ABCDEF0123456789ABC", "0123456789abcdeg"] {
-        assert_eq!(id_group(whole), whole);
+        assert_eq!(split_id(whole), (whole, None));
     }
 }
 
@@ -243,21 +271,16 @@ fn retention_removes_blocks_index_and_bodies() {
         assert_eq!(s.audit_get(&a.request_id).expect("get").as_ref(), Some(a));
     }
     assert_eq!(count(&s, b'B'), kept.len() as u64, "bodies of deleted entries are gone");
-    // Every index key left names a block that still holds an id of its group.
+    // Every index key left names a block and lists exactly the ids it still holds.
     for kv in s.db.scan_prefix([INDEX]) {
-        let (k, _) = kv.expect("kv");
+        let (k, v) = kv.expect("kv");
         let block = &k[k.len() - BLOCK_ID_LEN..];
-        let v =
-            s.db.get(prefixed(b'A', block))
-                .expect("get")
-                .expect("indexed block exists");
-        let (h, views) = decode_audit_block(&v).expect("block");
+        let b = s.db.get(prefixed(b'A', block)).expect("get").expect("indexed block");
+        let (h, views) = decode_audit_block(&b).expect("block");
         assert!(h.min_ts >= cutoff);
-        let groups: Vec<String> = views
-            .iter()
-            .map(|a| id_group(&a.request_id.to_string_lossless()).to_string())
-            .collect();
-        assert!(groups.iter().any(|g| *k == *index_key(g, block)));
+        let ids: Vec<String> = views.iter().map(|a| a.request_id.to_string_lossless()).collect();
+        let want = index_entries(block, ids.iter().map(String::as_str));
+        assert_eq!(want.get(k.as_ref()).map(Vec::as_slice), Some(v.as_ref()));
     }
     assert_eq!(s.enforce_retention(cutoff + 3 * DAY_MS, 0, 3).expect("again"), (0, 0));
     // Everything, at last.
