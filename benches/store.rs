@@ -57,6 +57,17 @@ fn time<T>(f: impl Fn() -> T) -> (Duration, Duration, T) {
     (cold, median(runs), first)
 }
 
+/// Times `f` with [`time`] and prints `what` with its first and median time.
+fn timed<T>(what: &str, f: impl Fn() -> T) -> T {
+    let (cold, med, first) = time(f);
+    println!(
+        "  {what:<48} first {:>7.2} ms, median {:>7.2} ms",
+        cold.as_secs_f64() * 1e3,
+        med.as_secs_f64() * 1e3
+    );
+    first
+}
+
 fn queries(s: &store::sled::SledStore, label: &str) -> bool {
     let to_day = day_of(T0 + 60 * DAY_MS - 1);
     let from_day = to_day - 29;
@@ -89,25 +100,17 @@ fn queries(s: &store::sled::SledStore, label: &str) -> bool {
     run("daily by key", GroupBy::Key, true);
     run("user-paths (30 d)", GroupBy::UserPath, false);
     assert_eq!(s.blocks_read(), blocks, "roll-up queries read raw records");
-    let (cold, med, page) = time(|| s.usage_log(&LogFilter::default(), None, 100).expect("log"));
-    println!(
-        "  [{label}] {:<34} first {:>7.1} ms, median {:>7.1} ms",
-        "usage log, first page of 100",
-        cold.as_secs_f64() * 1e3,
-        med.as_secs_f64() * 1e3
-    );
+    let page = timed(&format!("[{label}] usage log, first page of 100"), || {
+        s.usage_log(&LogFilter::default(), None, 100).expect("log")
+    });
     let f = LogFilter {
         model: Some(synth::model_name(3)),
         to_ms: Some(T0 + 20 * DAY_MS),
         ..Default::default()
     };
-    let (cold, med, _) = time(|| s.usage_log(&f, page.next.as_ref(), 100).expect("log"));
-    println!(
-        "  [{label}] {:<34} first {:>7.1} ms, median {:>7.1} ms",
-        "usage log, filtered deep page",
-        cold.as_secs_f64() * 1e3,
-        med.as_secs_f64() * 1e3
-    );
+    timed(&format!("[{label}] usage log, filtered deep page"), || {
+        s.usage_log(&f, page.next.as_ref(), 100).expect("log")
+    });
     ok
 }
 
@@ -254,24 +257,16 @@ fn audit_run(n: u64, per_write: usize, bodies: bool, mix: Mix) -> f64 {
             keys as f64 / n as f64,
             kv as f64 / n as f64
         );
-        let (cold, med, page) = time(|| s.audit_log(&store::LogFilter::default(), None, 100).expect("log"));
-        println!(
-            "  {:<14} audit log first page of 100: first {:.2} ms, median {:.2} ms",
-            "",
-            cold.as_secs_f64() * 1e3,
-            med.as_secs_f64() * 1e3
-        );
+        let page = timed("audit log, first page of 100", || {
+            s.audit_log(&store::LogFilter::default(), None, 100).expect("log")
+        });
         let f = store::LogFilter {
             status: Some(store::StatusFilter::Exact(500)),
             ..Default::default()
         };
-        let (cold, med, _) = time(|| s.audit_log(&f, page.next.as_ref(), 100).expect("log"));
-        println!(
-            "  {:<14} audit log filtered page (status 500): first {:.2} ms, median {:.2} ms",
-            "",
-            cold.as_secs_f64() * 1e3,
-            med.as_secs_f64() * 1e3
-        );
+        timed("audit log, filtered page (status 500)", || {
+            s.audit_log(&f, page.next.as_ref(), 100).expect("log")
+        });
         let t = Instant::now();
         for id in &ids {
             assert!(s.audit_get(id).expect("get").is_some(), "{id} not found");

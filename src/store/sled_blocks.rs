@@ -68,6 +68,8 @@ impl Series {
     }
 }
 
+/// The big-endian `u64` at `at`: a block key's newest timestamp (at 1), a
+/// stored span (at 0).
 pub(super) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     let s = b.get(at..at + 8)?;
     let mut a = [0u8; 8];
