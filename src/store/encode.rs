@@ -4,17 +4,18 @@
 //! they are packed: LEB128 varints for every integer, repeated strings
 //! (models, providers, user paths, tags) replaced by small dictionary ids, and
 //! records grouped into blocks so the engine's per-entry overhead is paid once
-//! per block instead of once per record. Audit entries are rarer and larger;
-//! they use the same primitives with strings inline.
+//! per block instead of once per record. Audit entries are blocked the same
+//! way, with a string table of their own per block instead of the dictionary
+//! (see `encode_audit.rs`).
 //!
 //! Everything here is pure (no engine types), so a second backend can reuse it.
 
-use crate::record::{AuditEntry, CostSource, UsageRecord};
+use crate::record::{CostSource, UsageRecord};
 use crate::store::query::Counters;
 use crate::store::StoreError;
 use switchyard_filters::usage::Usage;
 
-/// Format version byte leading every block and audit value, so a future
+/// Format version byte leading every block (usage and audit), so a future
 /// layout can be told apart from this one.
 const VERSION: u8 = 1;
 
@@ -49,12 +50,6 @@ impl Writer {
     /// A float, bit-exact (costs must round-trip, not drift).
     pub fn f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-
-    /// A length-prefixed byte string.
-    pub fn bytes(&mut self, b: &[u8]) {
-        self.varint(b.len() as u64);
-        self.buf.extend_from_slice(b);
     }
 
     /// A string that is either a dictionary id (`id << 1`) or inline
@@ -150,20 +145,8 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    /// A length-prefixed byte string.
-    pub fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
-        let n = self.varint()?;
-        self.take(usize::try_from(n).map_err(|_| corrupt("length"))?)
-    }
-
     fn utf8(b: &'a [u8]) -> Result<&'a str, StoreError> {
         std::str::from_utf8(b).map_err(|_| corrupt("utf-8 string"))
-    }
-
-    /// A length-prefixed UTF-8 string.
-    pub fn str(&mut self) -> Result<&'a str, StoreError> {
-        let b = self.bytes()?;
-        Self::utf8(b)
     }
 
     /// A dictionary-or-inline string (see [`Writer::str_ref`]).
@@ -257,20 +240,30 @@ pub enum IdRef<'a> {
     Text(&'a str),
 }
 
-impl IdRef<'_> {
+impl<'a> IdRef<'a> {
+    /// The id's text, byte by byte, without allocating.
+    fn text_bytes(self) -> impl Iterator<Item = u8> + 'a {
+        const D: &[u8; 16] = b"0123456789abcdef";
+        let (hex, text): (&'a [u8], &'a [u8]) = match self {
+            IdRef::Hex(b) => (b, &[]),
+            IdRef::Text(s) => (&[], s.as_bytes()),
+        };
+        hex.iter()
+            .flat_map(|x| [D[usize::from(x >> 4)], D[usize::from(x & 15)]])
+            .chain(text.iter().copied())
+    }
+
+    /// Compares with an id as text, as `String`s compare (cursor checks on
+    /// every record of a scan: no allocation).
+    pub fn cmp_str(self, id: &str) -> std::cmp::Ordering {
+        self.text_bytes().cmp(id.bytes())
+    }
+
     /// The id as the gateway issued it.
     pub fn to_string_lossless(self) -> String {
         match self {
             IdRef::Text(s) => s.to_string(),
-            IdRef::Hex(b) => {
-                const D: &[u8; 16] = b"0123456789abcdef";
-                let mut s = String::with_capacity(b.len() * 2);
-                for x in b {
-                    s.push(D[usize::from(x >> 4)] as char);
-                    s.push(D[usize::from(x & 15)] as char);
-                }
-                s
-            }
+            IdRef::Hex(_) => self.text_bytes().map(char::from).collect(),
         }
     }
 }
@@ -336,15 +329,9 @@ pub fn encode_block<I: Interner + ?Sized>(records: &[&UsageRecord], dict: &mut I
     };
     let min_ts = records.first().map_or(0, |r| r.ts_ms);
     let max_ts = records.last().map_or(0, |r| r.ts_ms);
-    w.byte(VERSION);
-    w.varint(records.len() as u64);
-    w.varint(min_ts);
-    w.varint(max_ts.saturating_sub(min_ts));
+    write_header(&mut w, records.len(), min_ts, max_ts);
     let mut prev = min_ts;
     for r in records {
-        w.varint(r.ts_ms.saturating_sub(prev));
-        prev = r.ts_ms;
-        write_request_id(&mut w, &r.request_id);
         let same_model = r.upstream_model == r.model;
         let flags = (if r.partial { F_PARTIAL } else { 0 })
             | (if r.cost_usd.is_some() { F_COST } else { 0 })
@@ -352,7 +339,7 @@ pub fn encode_block<I: Interner + ?Sized>(records: &[&UsageRecord], dict: &mut I
             | (if r.error.is_some() { F_ERROR } else { 0 })
             | (if same_model { F_SAME_MODEL } else { 0 })
             | (source_code(r.cost_source) << SRC_SHIFT);
-        w.byte(flags);
+        write_entry_start(&mut w, &mut prev, r.ts_ms, &r.request_id, flags);
         for s in [&r.endpoint, &r.dialect, &r.provider, &r.provider_type, &r.model] {
             intern_or_inline(&mut w, dict, s);
         }
@@ -391,6 +378,47 @@ pub fn encode_block<I: Interner + ?Sized>(records: &[&UsageRecord], dict: &mut I
     w.buf
 }
 
+/// Writes the header every block (usage or audit) starts with.
+fn write_header(w: &mut Writer, count: usize, min_ts: u64, max_ts: u64) {
+    w.byte(VERSION);
+    w.varint(count as u64);
+    w.varint(min_ts);
+    w.varint(max_ts.saturating_sub(min_ts));
+}
+
+/// Every block entry (usage or audit) starts alike: the timestamp as a delta
+/// from the previous entry's (the block's oldest for the first), the request
+/// id, a flags byte.
+fn write_entry_start(w: &mut Writer, prev: &mut u64, ts: u64, id: &str, flags: u8) {
+    w.varint(ts.saturating_sub(*prev));
+    *prev = ts;
+    write_request_id(w, id);
+    w.byte(flags);
+}
+
+/// Reads what [`write_entry_start`] wrote; `ts` holds the previous entry's
+/// timestamp and is advanced. Returns the request id and flags.
+fn read_entry_start<'a>(r: &mut Reader<'a>, ts: &mut u64) -> Result<(IdRef<'a>, u8), StoreError> {
+    *ts = ts.checked_add(r.varint()?).ok_or_else(|| corrupt("timestamp"))?;
+    Ok((read_request_id(r)?, r.byte()?))
+}
+
+/// Reads a count then that many string pairs (tags, headers), each string
+/// read by `s`.
+fn read_pairs<'a>(
+    r: &mut Reader<'a>,
+    mut s: impl FnMut(&mut Reader<'a>) -> Result<&'a str, StoreError>,
+) -> Result<Vec<(&'a str, &'a str)>, StoreError> {
+    let n = r.varint()?;
+    let mut out = Vec::with_capacity(usize::try_from(n.min(64)).unwrap_or(0));
+    for _ in 0..n {
+        let k = s(r)?;
+        let v = s(r)?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
 /// Reads a block's header only (cheap: used to skip blocks).
 pub fn block_header(buf: &[u8]) -> Result<BlockHeader, StoreError> {
     let mut r = Reader::new(buf);
@@ -399,7 +427,7 @@ pub fn block_header(buf: &[u8]) -> Result<BlockHeader, StoreError> {
 
 fn read_header(r: &mut Reader<'_>) -> Result<BlockHeader, StoreError> {
     if r.byte()? != VERSION {
-        return Err(StoreError::Corrupt("unknown usage block version".into()));
+        return Err(StoreError::Corrupt("unknown block version".into()));
     }
     let count = r.varint()?;
     let min_ts = r.varint()?;
@@ -493,9 +521,7 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
     let mut ts = h.min_ts;
     let s = |r: &mut Reader<'a>| -> Result<&'a str, StoreError> { resolve(dict, r.str_ref()?) };
     for _ in 0..h.count {
-        ts = ts.checked_add(r.varint()?).ok_or_else(|| corrupt("timestamp"))?;
-        let request_id = read_request_id(&mut r)?;
-        let flags = r.byte()?;
+        let (request_id, flags) = read_entry_start(&mut r, &mut ts)?;
         let endpoint = s(&mut r)?;
         let dialect = s(&mut r)?;
         let provider = s(&mut r)?;
@@ -519,13 +545,7 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
         };
         let user_path = s(&mut r)?;
         let key_id = s(&mut r)?;
-        let ntags = r.varint()?;
-        let mut tags = Vec::with_capacity(usize::try_from(ntags.min(64)).unwrap_or(0));
-        for _ in 0..ntags {
-            let k = s(&mut r)?;
-            let v = s(&mut r)?;
-            tags.push((k, v));
-        }
+        let tags = read_pairs(&mut r, s)?;
         let error = if flags & F_ERROR != 0 { Some(s(&mut r)?) } else { None };
         out.push(RecView {
             ts_ms: ts,
@@ -600,115 +620,12 @@ pub fn decode_counters(buf: &[u8]) -> Result<Counters, StoreError> {
 
 // ------------------------------------------------------------------- audit
 
-/// Encodes an audit entry's metadata (strings inline). Bodies are stored
-/// apart ([`encode_audit_bodies`]) so listings never read megabytes per row.
-pub fn encode_audit_meta(a: &AuditEntry) -> Vec<u8> {
-    let mut w = Writer {
-        buf: Vec::with_capacity(256),
-    };
-    w.byte(VERSION);
-    w.bytes(a.request_id.as_bytes());
-    w.varint(a.ts_ms);
-    for s in [&a.method, &a.path, &a.client, &a.route] {
-        w.bytes(s.as_bytes());
-    }
-    w.varint(u64::from(a.status));
-    w.varint(a.upstream_status.map_or(0, |s| u64::from(s) + 1));
-    w.varint(u64::from(a.duration_ms));
-    w.varint(a.ttft_ms.map_or(0, |s| u64::from(s) + 1));
-    w.opt_str(a.error.as_deref());
-    w.bytes(a.user_path.as_bytes());
-    w.bytes(a.key_id.as_bytes());
-    w.varint(a.request_headers.len() as u64);
-    for (k, v) in &a.request_headers {
-        w.bytes(k.as_bytes());
-        w.bytes(v.as_bytes());
-    }
-    w.byte(u8::from(a.bodies_truncated));
-    w.buf
-}
-
-/// Encodes an audit entry's bodies; `None` when it has none.
-pub fn encode_audit_bodies(a: &AuditEntry) -> Option<Vec<u8>> {
-    if a.request_body.is_none() && a.response_body.is_none() {
-        return None;
-    }
-    let mut w = Writer {
-        buf: Vec::with_capacity(
-            4 + a.request_body.as_ref().map_or(0, String::len) + a.response_body.as_ref().map_or(0, String::len),
-        ),
-    };
-    w.opt_str(a.request_body.as_deref());
-    w.opt_str(a.response_body.as_deref());
-    Some(w.buf)
-}
-
-/// Decodes bodies written by [`encode_audit_bodies`] into `a`.
-pub fn decode_audit_bodies(buf: &[u8], a: &mut AuditEntry) -> Result<(), StoreError> {
-    let mut r = Reader::new(buf);
-    a.request_body = r.opt_str()?.map(str::to_string);
-    a.response_body = r.opt_str()?.map(str::to_string);
-    Ok(())
-}
-
-/// Decodes metadata written by [`encode_audit_meta`] (bodies `None`).
-pub fn decode_audit_meta(buf: &[u8]) -> Result<AuditEntry, StoreError> {
-    let mut r = Reader::new(buf);
-    if r.byte()? != VERSION {
-        return Err(StoreError::Corrupt("unknown audit entry version".into()));
-    }
-    let s = |r: &mut Reader<'_>| r.str().map(str::to_string);
-    let request_id = s(&mut r)?;
-    let ts_ms = r.varint()?;
-    let method = s(&mut r)?;
-    let path = s(&mut r)?;
-    let client = s(&mut r)?;
-    let route = s(&mut r)?;
-    let status = u16::try_from(r.varint()?).map_err(|_| corrupt("status"))?;
-    let up = r.varint()?;
-    let upstream_status = if up == 0 {
-        None
-    } else {
-        Some(u16::try_from(up - 1).map_err(|_| corrupt("status"))?)
-    };
-    let duration_ms = r.varint_u32()?;
-    let ttft = r.varint()?;
-    let ttft_ms = if ttft == 0 {
-        None
-    } else {
-        Some(u32::try_from(ttft - 1).map_err(|_| corrupt("ttft"))?)
-    };
-    let error = r.opt_str()?.map(str::to_string);
-    let user_path = s(&mut r)?;
-    let key_id = s(&mut r)?;
-    let n = r.varint()?;
-    let mut request_headers = Vec::with_capacity(usize::try_from(n.min(256)).unwrap_or(0));
-    for _ in 0..n {
-        let k = s(&mut r)?;
-        let v = s(&mut r)?;
-        request_headers.push((k, v));
-    }
-    let bodies_truncated = r.byte()? != 0;
-    Ok(AuditEntry {
-        request_id,
-        ts_ms,
-        method,
-        path,
-        client,
-        route,
-        status,
-        upstream_status,
-        duration_ms,
-        ttft_ms,
-        error,
-        user_path,
-        key_id,
-        request_headers,
-        request_body: None,
-        response_body: None,
-        bodies_truncated,
-    })
-}
+#[path = "encode_audit.rs"]
+mod audit;
+pub use audit::{
+    decode_audit_block, decode_audit_bodies, encode_audit_block, encode_audit_bodies, find_in_audit_block,
+    rewrite_audit_block, AuditView,
+};
 
 #[cfg(test)]
 #[path = "encode_tests.rs"]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::record::AuditEntry;
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -87,14 +88,13 @@ fn damaged_bytes_are_errors_not_panics() {
     assert!(decode_counters(&[0xff; 3]).is_err());
 }
 
-#[test]
-fn audit_round_trip_and_listing_without_bodies() {
-    let a = AuditEntry {
-        request_id: "r1".into(),
-        ts_ms: 42,
+fn audit(id: &str, ts: u64) -> AuditEntry {
+    AuditEntry {
+        request_id: id.into(),
+        ts_ms: ts,
         method: "POST".into(),
         path: "/v1/chat/completions".into(),
-        client: "127.0.0.1:5000".into(),
+        client: "127.0.0.1".into(),
         route: "openai/gpt-4o".into(),
         status: 502,
         upstream_status: Some(500),
@@ -103,21 +103,71 @@ fn audit_round_trip_and_listing_without_bodies() {
         error: Some("upstream_error".into()),
         user_path: "/a".into(),
         key_id: "k1".into(),
-        request_headers: vec![("authorization".into(), "[REDACTED]".into())],
+        request_headers: vec![
+            ("authorization".into(), "[REDACTED]".into()),
+            ("user-agent".into(), "OpenAI/Python 1.54.4".into()),
+        ],
         request_body: Some("{}".into()),
         response_body: None,
         bodies_truncated: false,
+    }
+}
+
+#[test]
+fn audit_block_round_trip_and_listing_without_bodies() {
+    let a = audit("0123456789abcdef00000001", 42);
+    let mut b = audit("r2", 42);
+    b.upstream_status = None;
+    b.ttft_ms = Some(7);
+    b.error = Some("x".repeat(MAX_INTERNED_LEN + 10));
+    b.request_body = None;
+    b.bodies_truncated = true;
+    b.request_headers.push(("x-odd".into(), String::new()));
+    let mut c = audit("0123456789abcdef00000002", 50);
+    c.error = None;
+    let buf = encode_audit_block(&[&a, &b, &c]);
+    let (h, views) = decode_audit_block(&buf).expect("block");
+    assert_eq!((h.count, h.min_ts, h.max_ts), (3, 42, 50));
+    assert_eq!(block_header(&buf).expect("hdr"), h);
+    assert_eq!(
+        views.iter().map(|v| v.has_bodies).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    let strip = |a: &AuditEntry| AuditEntry {
+        request_body: None,
+        response_body: None,
+        ..a.clone()
     };
-    let meta = encode_audit_meta(&a);
-    let mut back = decode_audit_meta(&meta).expect("meta");
-    assert_eq!(back.request_body, None);
-    assert_eq!(back.status, 502);
+    for (v, e) in views.iter().zip([&a, &b, &c]) {
+        assert_eq!(v.to_entry(), strip(e));
+    }
     let bodies = encode_audit_bodies(&a).expect("has a body");
+    let mut back = views[0].to_entry();
     decode_audit_bodies(&bodies, &mut back).expect("bodies");
     assert_eq!(back, a);
-    for cut in 0..meta.len() {
-        assert!(decode_audit_meta(&meta[..cut]).is_err());
+    assert_eq!(encode_audit_bodies(&b), None);
+    let found = find_in_audit_block(&buf, "r2").expect("find").expect("r2");
+    assert_eq!(found.to_entry(), strip(&b));
+    assert!(find_in_audit_block(&buf, "r3").expect("find").is_none());
+    // A rewrite keeps which entries have bodies stored apart.
+    let kept = [&views[1], &views[2]];
+    let again = rewrite_audit_block(&kept);
+    let (_, v2) = decode_audit_block(&again).expect("rewritten");
+    assert_eq!(v2.iter().map(|v| v.has_bodies).collect::<Vec<_>>(), [false, true]);
+    assert_eq!(v2[1].to_entry(), strip(&c));
+    for cut in 0..buf.len() {
+        assert!(decode_audit_block(&buf[..cut]).is_err());
     }
+}
+
+#[test]
+fn audit_block_strings_repeat_by_reference() {
+    let one = encode_audit_block(&[&audit("0123456789abcdef00000001", 1)]).len();
+    let a = audit("0123456789abcdef00000001", 1);
+    let b = audit("0123456789abcdef00000002", 2);
+    let two = encode_audit_block(&[&a, &b]).len();
+    // The second entry: id, timestamp, numbers and one-byte references.
+    assert!(two - one <= 40, "{one} then {two} bytes");
 }
 
 #[test]

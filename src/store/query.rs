@@ -2,7 +2,7 @@
 //! cursors, pages, model overrides. Pure types and predicates, so every
 //! backend answers the admin API the same way.
 
-use crate::record::{AuditEntry, CostSource, UsageRecord};
+use crate::record::{CostSource, UsageRecord};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds per UTC day.
@@ -263,10 +263,11 @@ impl LogFilter {
     }
 
     /// Whether an audit entry passes (model/provider come from its route
-    /// `provider/upstream_model`).
-    pub fn matches_audit(&self, a: &AuditEntry) -> bool {
-        let (provider, model) = a.route.split_once('/').unwrap_or(("", a.route.as_str()));
-        self.matches_usage(a.ts_ms, provider, model, model, &a.user_path, a.status)
+    /// `provider/upstream_model`); fields passed individually so stored
+    /// views match without allocating.
+    pub fn matches_audit(&self, ts_ms: u64, route: &str, user_path: &str, status: u16) -> bool {
+        let (provider, model) = route.split_once('/').unwrap_or(("", route));
+        self.matches_usage(ts_ms, provider, model, model, user_path, status)
     }
 }
 

@@ -10,19 +10,17 @@
 //! | `u` | max_ts u64, seq u64 | block of up to [`BLOCK_MAX`] usage records spanning ≤ [`SPAN_MAX_MS`] |
 //! | `r` | day u32, provider, model, user path, key (dictionary ids, varints) | counters |
 //! | `t` | day u32, tag key id, tag value id (varints) | counters |
-//! | `a` | ts u64, request id | audit metadata |
-//! | `b` | ts u64, request id | audit bodies |
-//! | `i` | request id | audit ts u64 |
+//! | `A` | max_ts u64, seq u64 | block of up to [`BLOCK_MAX`] audit entries (metadata) spanning ≤ [`SPAN_MAX_MS`] |
+//! | `I` | id group (varint length, bytes), max_ts u64, seq u64 | the group's members in that `A` block |
+//! | `B` | max_ts u64, seq u64, request id | audit bodies of an entry of that `A` block |
 //! | `o` | model name | override JSON |
-//! | `m` | name | metadata (largest block span) |
+//! | `m` | name | metadata (largest block span of usage, of audit) |
 //!
-//! Blocks are keyed by their newest timestamp, so a newest-first scan knows
-//! that every block not yet read holds only older records than the current
-//! key: records are emitted in exact `(ts, id)` order with a small heap.
+//! Usage and audit blocks share their machinery (`sled_blocks.rs`); audit
+//! specifics (index, bodies) are in `sled_audit.rs`.
 
 use super::encode::{
-    block_header, decode_audit_bodies, decode_audit_meta, decode_block, decode_counters, encode_audit_bodies,
-    encode_audit_meta, encode_block, encode_counters, Interner, Reader, RecView, Resolver, Writer,
+    decode_block, decode_counters, encode_block, encode_counters, Interner, Reader, RecView, Resolver, Writer,
 };
 use super::query::{day_of, path_ancestors, DAY_MS};
 use super::rollup::{rollup_batch, RollupKey};
@@ -30,8 +28,8 @@ use super::{
     Counters, Cursor, GroupBy, GroupKey, GroupRow, LogFilter, ModelOverride, Page, RollupQuery, Store, StoreError,
 };
 use crate::record::{AuditEntry, UsageRecord};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use blocks::Series;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -48,6 +46,12 @@ const DICT_MAX: usize = 4_000_000;
 const DELETE_CHUNK: usize = 1024;
 
 const META_SPAN: &[u8] = b"mspan";
+const META_AUDIT_SPAN: &[u8] = b"mspan-audit";
+
+#[path = "sled_audit.rs"]
+mod audit;
+#[path = "sled_blocks.rs"]
+mod blocks;
 
 fn be(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -122,24 +126,11 @@ pub struct SledStore {
     /// Serialises writers (roll-ups are read-modify-write).
     write_lock: Mutex<()>,
     dict: RwLock<Dict>,
-    /// Widest block span ever written: how far above a bound scans start.
-    max_span: AtomicU64,
+    /// Usage record blocks.
+    usage: Series,
+    /// Audit entry blocks.
+    audit: Series,
     blocks_read: AtomicU64,
-}
-
-fn ukey(max_ts: u64, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(17);
-    k.push(b'u');
-    k.extend_from_slice(&max_ts.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at + 8)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_be_bytes(a))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -147,14 +138,6 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     let mut a = [0u8; 4];
     a.copy_from_slice(s);
     Some(u32::from_be_bytes(a))
-}
-
-fn akey(prefix: u8, ts: u64, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + id.len());
-    k.push(prefix);
-    k.extend_from_slice(&ts.to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
 }
 
 fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
@@ -189,21 +172,36 @@ impl SledStore {
             dict.by_str.insert(s.clone(), id);
             dict.by_id.push(s);
         }
-        let max_span = db.get(META_SPAN).map_err(be)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
         Ok(SledStore {
+            usage: Series::load(&db, b'u', META_SPAN)?,
+            audit: Series::load(&db, b'A', META_AUDIT_SPAN)?,
             db,
             write_lock: Mutex::new(()),
             dict: RwLock::new(dict),
-            max_span: AtomicU64::new(max_span),
             blocks_read: AtomicU64::new(0),
         })
     }
 
-    /// Usage blocks decoded since open: lets tests and the bench prove that
-    /// summaries read roll-ups only.
+    /// Usage and audit blocks decoded by log pages and lookups since open:
+    /// lets tests and the bench prove that summaries read roll-ups only and
+    /// that a lookup reads one block.
     #[allow(dead_code)] // tests and benches/store.rs
     pub fn blocks_read(&self) -> u64 {
         self.blocks_read.load(Ordering::Relaxed)
+    }
+
+    /// Keys and key+value bytes per key prefix: the size breakdown the
+    /// tests and the bench print, without handing sled types out.
+    #[allow(dead_code)] // tests and benches/store.rs
+    pub fn prefix_sizes(&self) -> Result<BTreeMap<u8, (u64, u64)>, StoreError> {
+        let mut by: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+        for kv in self.db.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let x = by.entry(k.first().copied().unwrap_or(0)).or_default();
+            x.0 += 1;
+            x.1 += (k.len() + v.len()) as u64;
+        }
+        Ok(by)
     }
 
     fn dict(&self) -> std::sync::RwLockReadGuard<'_, Dict> {
@@ -220,36 +218,6 @@ impl SledStore {
             d.by_str.insert(s.clone(), id);
             d.by_id.push(s);
         }
-    }
-
-    /// Adds the usage blocks for `usage` to `batch`; returns the widest span.
-    fn add_blocks(
-        &self,
-        usage: &[UsageRecord],
-        pend: &mut Pending<'_>,
-        batch: &mut sled::Batch,
-    ) -> Result<u64, StoreError> {
-        let mut sorted: Vec<&UsageRecord> = usage.iter().collect();
-        sorted.sort_by(|a, b| (a.ts_ms, &a.request_id).cmp(&(b.ts_ms, &b.request_id)));
-        let mut chunks: Vec<Vec<&UsageRecord>> = Vec::new();
-        for r in sorted {
-            match chunks.last_mut() {
-                Some(c) if c.len() < BLOCK_MAX && c.first().is_some_and(|f| r.ts_ms - f.ts_ms <= SPAN_MAX_MS) => {
-                    c.push(r)
-                }
-                _ => chunks.push(vec![r]),
-            }
-        }
-        let mut widest = 0;
-        for c in &chunks {
-            let (Some(lo), Some(hi)) = (c.first(), c.last()) else {
-                continue;
-            };
-            widest = widest.max(hi.ts_ms - lo.ts_ms);
-            let seq = self.db.generate_id().map_err(be)?;
-            batch.insert(ukey(hi.ts_ms, seq), encode_block(c, pend));
-        }
-        Ok(widest)
     }
 
     /// Adds the roll-up deltas of `usage` to the stored rows in `batch`.
@@ -312,35 +280,12 @@ impl SledStore {
     }
 
     fn usage_retention(&self, cutoff: u64) -> Result<u64, StoreError> {
-        let mut deleted = 0;
-        // Whole blocks older than the cutoff.
-        let lo = ukey(0, 0);
-        let hi = ukey(cutoff, 0);
-        loop {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for kv in self.db.range(lo.as_slice()..hi.as_slice()).take(DELETE_CHUNK) {
-                let (k, v) = kv.map_err(be)?;
-                deleted += block_header(&v)?.count;
-                batch.remove(k);
-                n += 1;
-            }
-            if n == 0 {
-                break;
-            }
-            self.apply(batch)?;
-        }
+        let mut deleted = self.expire_blocks(&self.usage, cutoff, |_, _, _| Ok(0))?;
         // Blocks straddling the cutoff keep only their recent records.
-        let span = self.max_span.load(Ordering::Relaxed);
-        let top = ukey(cutoff.saturating_add(span), u64::MAX);
         let dict = self.dict();
         let mut pend = Pending::new(&dict);
         let mut batch = sled::Batch::default();
-        for kv in self.db.range(hi.as_slice()..=top.as_slice()) {
-            let (k, v) = kv.map_err(be)?;
-            if block_header(&v)?.min_ts >= cutoff {
-                continue;
-            }
+        for (k, v) in self.straddling(&self.usage, cutoff)? {
             let (_, views) = decode_block(&v, &pend)?;
             let keep: Vec<UsageRecord> = views
                 .iter()
@@ -372,42 +317,6 @@ impl SledStore {
         }
         Ok(deleted)
     }
-
-    fn audit_retention(&self, cutoff: u64) -> Result<u64, StoreError> {
-        let mut deleted = 0;
-        let lo = akey(b'a', 0, "");
-        let hi = akey(b'a', cutoff, "");
-        loop {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for kv in self.db.range(lo.as_slice()..hi.as_slice()).take(DELETE_CHUNK) {
-                let (k, _) = kv.map_err(be)?;
-                let (Some(ts), Some(id)) = (k.get(1..9), k.get(9..)) else {
-                    batch.remove(k);
-                    n += 1;
-                    continue;
-                };
-                let ikey = prefixed(b'i', id);
-                if self.db.get(&ikey).map_err(be)?.as_deref() == Some(ts) {
-                    batch.remove(ikey);
-                }
-                batch.remove(prefixed(b'b', &k[1..]));
-                batch.remove(k);
-                n += 1;
-            }
-            if n == 0 {
-                break;
-            }
-            deleted += n;
-            self.apply(batch)?;
-        }
-        Ok(deleted)
-    }
-}
-
-/// Whether `(ts, id)` sorts before the cursor (is older).
-fn before(ts: u64, id: &super::encode::IdRef<'_>, c: &Cursor) -> bool {
-    ts < c.ts_ms || (ts == c.ts_ms && id.to_string_lossless() < c.request_id)
 }
 
 impl Store for SledStore {
@@ -438,32 +347,25 @@ impl Store for SledStore {
         let dict = self.dict();
         let mut pend = Pending::new(&dict);
         let mut batch = sled::Batch::default();
-        let widest = self.add_blocks(usage, &mut pend, &mut batch)?;
+        let usage_span = self.put_blocks(&self.usage, usage, |chunk, key| {
+            batch.insert(key, encode_block(chunk, &mut pend));
+            Ok(())
+        })?;
         self.add_rollups(usage, &mut pend, &mut batch)?;
-        for a in audit {
-            let k = akey(b'a', a.ts_ms, &a.request_id);
-            batch.insert(prefixed(b'i', a.request_id.as_bytes()), &k[1..9]);
-            if let Some(b) = encode_audit_bodies(a) {
-                batch.insert(prefixed(b'b', &k[1..]), b);
-            }
-            batch.insert(k, encode_audit_meta(a));
-        }
+        let audit_span = self.add_audit(audit, &mut batch)?;
         for (i, s) in pend.new.iter().enumerate() {
             let id = (dict.by_id.len() + i) as u32;
             batch.insert(prefixed(b'd', &id.to_be_bytes()), s.as_bytes());
         }
-        let grew = widest > self.max_span.load(Ordering::Relaxed);
-        if grew {
-            batch.insert(META_SPAN, &widest.to_be_bytes());
-        }
+        self.usage.note(usage_span, &mut batch);
+        self.audit.note(audit_span, &mut batch);
         let new = std::mem::take(&mut pend.new);
         drop(pend);
         drop(dict);
         self.apply(batch)?;
         self.commit_dict(new);
-        if grew {
-            self.max_span.fetch_max(widest, Ordering::Relaxed);
-        }
+        self.usage.committed(usage_span);
+        self.audit.committed(audit_span);
         Ok(())
     }
 
@@ -544,68 +446,18 @@ impl Store for SledStore {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<UsageRecord>, StoreError> {
-        let limit = limit.max(1);
-        let upper = filter
-            .to_ms
-            .unwrap_or(u64::MAX)
-            .min(cursor.map_or(u64::MAX, |c| c.ts_ms));
-        let lower = filter.from_ms.unwrap_or(0);
-        let mut items = Vec::new();
-        if upper < lower {
-            return Ok(Page { items, next: None });
-        }
-        let span = self.max_span.load(Ordering::Relaxed);
-        let lo = ukey(lower, 0);
-        let hi = ukey(upper.saturating_add(span), u64::MAX);
-        let mut iter = self.db.range(lo.as_slice()..=hi.as_slice()).rev().peekable();
         let dict = self.dict();
-        // Max-heap on (ts, id): the newest candidate on top.
-        let mut heap: BinaryHeap<(u64, String, Reverse<usize>)> = BinaryHeap::new();
-        let mut found: Vec<Option<UsageRecord>> = Vec::new();
-        while let Some(kv) = iter.next() {
-            let (_, v) = kv.map_err(be)?;
-            let h = block_header(&v)?;
-            if h.min_ts <= upper && h.max_ts >= lower {
-                self.blocks_read.fetch_add(1, Ordering::Relaxed);
-                let (_, views) = decode_block(&v, &*dict)?;
-                for r in &views {
-                    if r.ts_ms > upper
-                        || cursor.is_some_and(|c| !before(r.ts_ms, &r.request_id, c))
-                        || !filter.matches_usage(r.ts_ms, r.provider, r.model, r.upstream_model, r.user_path, r.status)
-                    {
-                        continue;
-                    }
-                    let rec = r.to_record();
-                    heap.push((rec.ts_ms, rec.request_id.clone(), Reverse(found.len())));
-                    found.push(Some(rec));
+        self.block_log(&self.usage, filter, cursor, limit, |v, window, out| {
+            let (_, views) = decode_block(v, &*dict)?;
+            for r in &views {
+                if window.admits(r.ts_ms, r.request_id)
+                    && filter.matches_usage(r.ts_ms, r.provider, r.model, r.upstream_model, r.user_path, r.status)
+                {
+                    out.push(r.to_record());
                 }
             }
-            // Blocks not yet read hold only records at or before this key.
-            let frontier = match iter.peek() {
-                None => None,
-                Some(Ok((k, _))) => u64_at(k, 1),
-                Some(Err(_)) => Some(u64::MAX),
-            };
-            while let Some((ts, _, Reverse(i))) = heap.peek() {
-                if frontier.is_some_and(|f| *ts <= f) {
-                    break;
-                }
-                let i = *i;
-                heap.pop();
-                if let Some(rec) = found.get_mut(i).and_then(Option::take) {
-                    items.push(rec);
-                }
-                if items.len() == limit {
-                    let more = !heap.is_empty() || iter.peek().is_some();
-                    let next = items.last().filter(|_| more).map(|r| Cursor {
-                        ts_ms: r.ts_ms,
-                        request_id: r.request_id.clone(),
-                    });
-                    return Ok(Page { items, next });
-                }
-            }
-        }
-        Ok(Page { items, next: None })
+            Ok(())
+        })
     }
 
     fn audit_log(
@@ -614,52 +466,11 @@ impl Store for SledStore {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        let limit = limit.max(1);
-        let lo = akey(b'a', filter.from_ms.unwrap_or(0), "");
-        let mut hi = match filter.to_ms.and_then(|t| t.checked_add(1)) {
-            Some(t) => akey(b'a', t, ""),
-            None => vec![b'b'],
-        };
-        if let Some(c) = cursor {
-            hi = hi.min(akey(b'a', c.ts_ms, &c.request_id));
-        }
-        let mut items = Vec::new();
-        if lo >= hi {
-            return Ok(Page { items, next: None });
-        }
-        let mut iter = self.db.range(lo.as_slice()..hi.as_slice()).rev().peekable();
-        while let Some(kv) = iter.next() {
-            let (_, v) = kv.map_err(be)?;
-            let a = decode_audit_meta(&v)?;
-            if !filter.matches_audit(&a) {
-                continue;
-            }
-            items.push(a);
-            if items.len() == limit {
-                let next = iter.peek().and(items.last()).map(|a| Cursor {
-                    ts_ms: a.ts_ms,
-                    request_id: a.request_id.clone(),
-                });
-                return Ok(Page { items, next });
-            }
-        }
-        Ok(Page { items, next: None })
+        self.audit_page(filter, cursor, limit)
     }
 
     fn audit_get(&self, request_id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        let Some(ts) = self.db.get(prefixed(b'i', request_id.as_bytes())).map_err(be)? else {
-            return Ok(None);
-        };
-        let ts = u64_at(&ts, 0).ok_or_else(|| StoreError::Corrupt("audit index".into()))?;
-        let k = akey(b'a', ts, request_id);
-        let Some(meta) = self.db.get(&k).map_err(be)? else {
-            return Ok(None);
-        };
-        let mut a = decode_audit_meta(&meta)?;
-        if let Some(b) = self.db.get(prefixed(b'b', &k[1..])).map_err(be)? {
-            decode_audit_bodies(&b, &mut a)?;
-        }
-        Ok(Some(a))
+        self.audit_find(request_id)
     }
 
     fn enforce_retention(&self, now_ms: u64, usage_days: u32, audit_days: u32) -> Result<(u64, u64), StoreError> {

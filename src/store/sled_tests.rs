@@ -4,19 +4,36 @@ use crate::store::query::{path_ancestors, path_under, StatusFilter};
 use crate::store::synth;
 use std::collections::{BTreeMap, HashSet};
 
-const T0: u64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z, a day boundary
+pub(super) const T0: u64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z, a day boundary
 
-fn open() -> (tempfile::TempDir, SledStore) {
+pub(super) fn open() -> (tempfile::TempDir, SledStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = SledStore::open(dir.path()).expect("open");
     (dir, s)
 }
 
-fn all_pages(s: &SledStore, f: &LogFilter, limit: usize) -> Vec<UsageRecord> {
+/// Opens the store in `dir` again after the last handle was dropped.
+pub(super) fn reopen(dir: &Path) -> SledStore {
+    // sled releases its file lock when its background flusher thread has
+    // exited, which may lag the drop by a few milliseconds (the gateway's
+    // StoreOpener waits the same way); wait for it, bounded.
+    let mut reopened = SledStore::open(dir);
+    for _ in 0..500 {
+        if reopened.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        reopened = SledStore::open(dir);
+    }
+    reopened.expect("reopen")
+}
+
+/// Every page of a log, `limit` items a page, following the cursors.
+pub(super) fn pages<T>(limit: usize, mut page: impl FnMut(Option<&Cursor>, usize) -> Page<T>) -> Vec<T> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let p = s.usage_log(f, cursor.as_ref(), limit).expect("log");
+        let p = page(cursor.as_ref(), limit);
         assert!(p.items.len() <= limit);
         out.extend(p.items);
         match p.next {
@@ -24,6 +41,10 @@ fn all_pages(s: &SledStore, f: &LogFilter, limit: usize) -> Vec<UsageRecord> {
             None => return out,
         }
     }
+}
+
+fn all_pages(s: &SledStore, f: &LogFilter, limit: usize) -> Vec<UsageRecord> {
+    pages(limit, |c, n| s.usage_log(f, c, n).expect("log"))
 }
 
 fn newest_first(mut v: Vec<UsageRecord>) -> Vec<UsageRecord> {
@@ -285,7 +306,7 @@ fn unknown_prices_are_counted_not_zeroed() {
     assert_eq!(back.cost_source, CostSource::Unknown);
 }
 
-fn audit(id: &str, ts: u64, status: u16) -> AuditEntry {
+pub(super) fn audit(id: &str, ts: u64, status: u16) -> AuditEntry {
     AuditEntry {
         request_id: id.into(),
         ts_ms: ts,
@@ -383,7 +404,11 @@ fn retention_deletes_old_records_rollups_and_audit() {
     assert_eq!(a, (entries.len() - audit_kept) as u64);
     assert_eq!(s.audit_get("a0").expect("get"), None);
     assert!(s.audit_get("a9").expect("get").is_some());
-    assert!(s.db.get(prefixed(b'i', b"a0")).expect("idx").is_none());
+    // One block, one index key, one bodies key per entry kept (a day apart).
+    let sizes = s.prefix_sizes().expect("sizes");
+    for p in [b'A', b'I', b'B'] {
+        assert_eq!(sizes.get(&p).map_or(0, |x| x.0), audit_kept as u64, "{}", p as char);
+    }
     // Roll-up days before the cutoff's day are gone; later days stay.
     let rows = s
         .usage_rollup(&RollupQuery {
@@ -420,18 +445,7 @@ fn reopen_keeps_dictionary_and_data() {
         write(&s, &recs, 100);
         s.flush().expect("flush");
     }
-    // sled releases its file lock when its background flusher thread has
-    // exited, which may lag the drop above by a few milliseconds (the gateway's
-    // StoreOpener waits the same way); wait for it, bounded.
-    let mut reopened = SledStore::open(dir.path());
-    for _ in 0..500 {
-        if reopened.is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        reopened = SledStore::open(dir.path());
-    }
-    let s = reopened.expect("reopen");
+    let s = reopen(dir.path());
     assert_eq!(all_pages(&s, &LogFilter::default(), 1000), newest_first(recs.clone()));
     // New strings after reopen get fresh ids and old ones still resolve.
     let mut r = synth::record(10_000, T0 + 5);
@@ -496,16 +510,18 @@ fn size_breakdown() {
         let (_d, s) = open();
         let e = s.disk_bytes().expect("size");
         let recs = synth::records(n, T0, days * DAY_MS);
-        write(&s, &recs, 1_000);
-        s.flush().expect("flush");
-        let mut by: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
-        for kv in s.db.iter() {
-            let (k, v) = kv.expect("kv");
-            let x = by.entry(k[0]).or_default();
-            x.0 += 1;
-            x.1 += (k.len() + v.len()) as u64;
+        // As the gateway writes them: each request's audit entry with its record.
+        for c in recs.chunks(1_000) {
+            let audit: Vec<AuditEntry> = c.iter().map(|r| synth::audit_for(r, false)).collect();
+            s.write_batch(c, &audit).expect("write");
         }
-        let by: Vec<(char, (u64, u64))> = by.into_iter().map(|(k, v)| (k as char, v)).collect();
+        s.flush().expect("flush");
+        let by: Vec<(char, (u64, u64))> = s
+            .prefix_sizes()
+            .expect("sizes")
+            .into_iter()
+            .map(|(k, v)| (k as char, v))
+            .collect();
         println!(
             "n={n} days={days} empty={e} total={} per={:.1} {:?}",
             s.disk_bytes().expect("size"),

@@ -3,7 +3,7 @@
 //! levels), two tags, gateway-style hex request ids, mostly successes with a
 //! few errors and unknown prices.
 
-use crate::record::{CostSource, UsageRecord};
+use crate::record::{AuditEntry, CostSource, UsageRecord};
 use switchyard_filters::usage::Usage;
 
 /// Provider instances used by the generator.
@@ -114,4 +114,49 @@ pub fn records(n: u64, start_ms: u64, span_ms: u64) -> Vec<UsageRecord> {
     (0..n)
         .map(|i| record(i, start_ms + i * step + rng.below(step)))
         .collect()
+}
+
+/// The audit entry the gateway would write next to `r`: eight typical
+/// request headers (credentials redacted) and, with `bodies`, a small
+/// request and response body.
+pub fn audit_for(r: &UsageRecord, bodies: bool) -> AuditEntry {
+    let h = |k: &str, v: &str| (k.to_string(), v.to_string());
+    AuditEntry {
+        request_id: r.request_id.clone(),
+        ts_ms: r.ts_ms,
+        method: "POST".into(),
+        path: if r.dialect == "anthropic" {
+            "/v1/messages"
+        } else {
+            "/v1/chat/completions"
+        }
+        .into(),
+        client: format!("10.0.{}.{}", r.duration_ms % 7, r.duration_ms % 251),
+        route: format!("{}/{}", r.provider, r.upstream_model),
+        status: r.status,
+        upstream_status: Some(r.status),
+        duration_ms: r.duration_ms,
+        ttft_ms: r.ttft_ms,
+        error: r.error.clone(),
+        user_path: r.user_path.clone(),
+        key_id: r.key_id.clone(),
+        request_headers: vec![
+            h("host", "gateway.internal:8080"),
+            h("content-type", "application/json"),
+            h("authorization", "[REDACTED]"),
+            h("user-agent", "OpenAI/Python 1.54.4"),
+            h("accept", "application/json"),
+            h("content-length", &(r.usage.input_tokens * 4).to_string()),
+            h("x-stainless-lang", "python"),
+            h("x-stainless-runtime-version", "3.12.7"),
+        ],
+        request_body: bodies.then(|| {
+            format!(
+                "{{\"model\":\"{}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}",
+                r.model
+            )
+        }),
+        response_body: bodies.then(|| format!("{{\"id\":\"chatcmpl-{}\",\"choices\":[]}}", r.request_id)),
+        bodies_truncated: false,
+    }
 }
