@@ -3,14 +3,13 @@
 //!
 //! Each body must never panic for any input; the asserts are the invariants.
 
-use switchyard_filters::codec::{
-    decode_request, decode_response, encode_request, encode_response, estimate_input_tokens, ResponseOptions,
-    StreamTranslator,
-};
+use switchyard_filters::codec::{decode_request, decode_response, encode_request, encode_response, ResponseOptions};
 use switchyard_filters::error::Dialect;
+use switchyard_filters::estimate::input_tokens as estimate_input_tokens;
 use switchyard_filters::gemini::{embeddings_request, embeddings_response};
 use switchyard_filters::ir::WireDialect;
 use switchyard_filters::sse::{SseDecoder, SseItem};
+use switchyard_filters::stream::{StreamProcessor, StreamSpec};
 
 const UPSTREAMS: [WireDialect; 3] = [WireDialect::OpenAi, WireDialect::Anthropic, WireDialect::Gemini];
 const CALLERS: [Dialect; 2] = [Dialect::OpenAi, Dialect::Anthropic];
@@ -95,19 +94,48 @@ fn translate(up: WireDialect, caller: Dialect, chunks: &[&[u8]]) -> Vec<u8> {
         created: 1,
         include_usage: true,
     };
-    let mut t = StreamTranslator::new(up, caller, opts);
+    let mut t = StreamProcessor::new(StreamSpec::new(up, caller, "fuzz", opts));
     let mut out = Vec::new();
     for c in chunks {
         t.push(c, &mut out);
     }
-    t.finish(&mut out);
+    t.finish(None, &mut out);
     assert!(t.is_finished());
     out
 }
 
-/// Stream translator for every dialect pair: split-invariant, and the
+/// The last event of a relayed stream: relays forward the provider's events
+/// as they are, so all they promise is a proper ending — the provider's own
+/// terminal event or exactly one error event, last.
+fn relay_ending(caller: Dialect, bytes: &[u8]) -> Result<String, String> {
+    let mut d = SseDecoder::new();
+    d.push(bytes).map_err(|e| e.to_string())?;
+    d.finish();
+    let mut last = None;
+    while let Some(item) = d.next_item() {
+        if let SseItem::Event(e) = item {
+            last = Some(e);
+        }
+    }
+    let last = last.ok_or("empty stream")?;
+    let v: serde_json::Value = serde_json::from_str(&last.data).unwrap_or(serde_json::Value::Null);
+    let ok = match caller {
+        Dialect::OpenAi => last.data == "[DONE]" || v["error"]["message"].is_string(),
+        Dialect::Anthropic => {
+            v["type"] == "message_stop" || (v["type"] == "error" && v["error"]["message"].is_string())
+        }
+    };
+    if ok {
+        Ok(last.data)
+    } else {
+        Err(format!("relayed stream ends with {:?}", last.data))
+    }
+}
+
+/// The stream processor for every dialect pair: split-invariant, and the
 /// output always obeys the caller's protocol (validators passed in by the
-/// harness, which shares them with the integration tests).
+/// harness, which shares them with the integration tests); relays always end
+/// properly.
 pub fn stream_translator(
     data: &[u8],
     validate_anthropic: fn(&[u8], bool) -> Result<String, String>,
@@ -119,7 +147,9 @@ pub fn stream_translator(
             let whole = translate(up, caller, &[data]);
             let split = translate(up, caller, &[&data[..cut], &data[cut..]]);
             assert!(whole == split, "{up:?}→{caller:?}: split at {cut} differs");
+            let relay = WireDialect::from(caller) == up;
             let r = match caller {
+                _ if relay => relay_ending(caller, &whole),
                 // Only an OpenAI upstream can legally interleave tool-call
                 // argument fragments (see anthropic::StreamEncoder docs).
                 Dialect::Anthropic => validate_anthropic(&whole, up == WireDialect::OpenAi),

@@ -6,8 +6,9 @@
 //! `-- --quick` for a fast smoke run.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use switchyard_filters::passthrough::{inspect_chat, rewrite_chat, JsonObject, OpenAiStreamPassthrough};
+use switchyard_filters::passthrough::{inspect_chat, rewrite_chat, JsonObject};
 use switchyard_filters::sse::{SseDecoder, SseItem};
+use switchyard_filters::stream::{StreamProcessor, StreamSpec};
 
 /// A typical ~1 KB chat request: system prompt, a few turns, a tool.
 fn small_request() -> Vec<u8> {
@@ -98,13 +99,18 @@ fn streams(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(s.len() as u64));
     g.bench_function("passthrough_50_chunks_1kb_pieces", |b| {
         b.iter(|| {
-            let mut p = OpenAiStreamPassthrough::new(true);
+            let mut p = StreamProcessor::new(StreamSpec::new(
+                switchyard_filters::ir::WireDialect::OpenAi,
+                switchyard_filters::error::Dialect::OpenAi,
+                "bench",
+                switchyard_filters::codec::ResponseOptions::default(),
+            ));
             let mut out = Vec::with_capacity(2048);
             for piece in black_box(&s).chunks(1024) {
                 out.clear();
                 p.push(piece, &mut out);
             }
-            p.finish(&mut out);
+            p.finish(None, &mut out);
             (p.usage(), out.len())
         })
     });

@@ -389,6 +389,56 @@ pub struct ChatResponse {
     pub usage: Usage,
 }
 
+impl ChatResponse {
+    /// The events a stream of this response would have carried, in order:
+    /// how a whole answer (a provider that ignored `stream: true`, or a
+    /// stored one) is replayed to a caller that asked for a stream.
+    pub fn stream_events(&self) -> Vec<StreamEvent> {
+        let mut out = Vec::with_capacity(self.content.len() * 2 + 4);
+        out.push(StreamEvent::Start {
+            id: self.id.clone(),
+            model: self.model.clone(),
+            usage: Usage {
+                output_tokens: 0,
+                reasoning_tokens: 0,
+                ..self.usage
+            },
+        });
+        let mut tools = 0usize;
+        for p in &self.content {
+            match p {
+                Part::Text { text, .. } => out.push(StreamEvent::Text(text.clone())),
+                Part::Thinking { text, signature } => {
+                    out.push(StreamEvent::Thinking(text.clone()));
+                    if let Some(s) = signature {
+                        out.push(StreamEvent::ThinkingSignature(s.clone()));
+                    }
+                }
+                Part::RedactedThinking { data } => out.push(StreamEvent::RedactedThinking(data.clone())),
+                Part::ToolCall(c) => {
+                    out.push(StreamEvent::ToolCallStart {
+                        index: tools,
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                    });
+                    out.push(StreamEvent::ToolCallArgs {
+                        index: tools,
+                        fragment: c.arguments.clone(),
+                    });
+                    tools += 1;
+                }
+                Part::Image { .. } | Part::ToolResult(_) => {}
+            }
+        }
+        if let Some(r) = &self.stop_reason {
+            out.push(StreamEvent::Stop(r.clone()));
+        }
+        out.push(StreamEvent::Usage(self.usage));
+        out.push(StreamEvent::Done);
+        out
+    }
+}
+
 /// What stream decoders emit and encoders consume.
 ///
 /// Contract every decoder keeps (the encoders rely on it):
@@ -400,7 +450,7 @@ pub struct ChatResponse {
 ///   its dialect's partial reports), so encoders keep only the latest;
 /// * `Done` is emitted only when the upstream finished properly; a stream
 ///   that just stops has no `Done` and the translator turns that into an
-///   error. After `Error` or `Done` nothing follows.
+///   error. After `Error`, `Malformed` or `Done` nothing follows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The message begins.
@@ -445,6 +495,10 @@ pub enum StreamEvent {
     Usage(Usage),
     /// The upstream reported an error mid-stream.
     Error(ErrorInfo),
+    /// The upstream broke its protocol (an event that is not valid JSON);
+    /// the stream processor ends the stream with an error. Encoders never
+    /// see it.
+    Malformed(String),
     /// The upstream finished properly.
     Done,
 }

@@ -14,8 +14,9 @@ use crate::proxy::{respond_json, Gateway, RequestCtx};
 use bytes::Bytes;
 use pingora_proxy::Session;
 use switchyard_filters::anthropic::passthrough::inspect_messages;
-use switchyard_filters::codec::{decode_request, encode_request, estimate_input_tokens};
+use switchyard_filters::codec::{decode_request, encode_request};
 use switchyard_filters::error::Dialect;
+use switchyard_filters::estimate::input_tokens as estimate_input_tokens;
 use switchyard_filters::ir::WireDialect;
 use switchyard_filters::passthrough::JsonObject;
 

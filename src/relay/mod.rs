@@ -22,11 +22,12 @@ use crate::upstream::Exchange;
 use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
-use switchyard_filters::anthropic::passthrough::{response_usage as anthropic_usage, AnthropicStreamPassthrough};
-use switchyard_filters::codec::{translate_response, CodecError, ResponseOptions, StreamTranslator};
-use switchyard_filters::error::{render, upstream_error_message, Dialect};
+use switchyard_filters::anthropic::passthrough::response_usage as anthropic_usage;
+use switchyard_filters::codec::{translate_response, CodecError, ResponseOptions};
+use switchyard_filters::error::{upstream_error_message, Dialect};
 use switchyard_filters::ir::WireDialect;
-use switchyard_filters::passthrough::{response_usage as openai_usage, BodyError, OpenAiStreamPassthrough};
+use switchyard_filters::passthrough::{response_usage as openai_usage, BodyError};
+use switchyard_filters::stream::{StreamProcessor, StreamSpec};
 use switchyard_filters::usage::Usage;
 
 /// Largest non-streamed upstream response we accept (embeddings of big
@@ -285,94 +286,22 @@ impl Mode {
         }
     }
 
-    fn stream(&self) -> StreamProc {
-        match self {
-            Mode::OpenAiPass { strip_usage } => {
-                StreamProc::OpenAi(Box::new(OpenAiStreamPassthrough::new(*strip_usage)))
-            }
-            Mode::AnthropicPass => StreamProc::Anthropic(Box::default()),
+    fn stream(&self, provider: &str) -> StreamProcessor {
+        let (upstream, caller, include_usage) = match self {
+            Mode::OpenAiPass { strip_usage } => (WireDialect::OpenAi, Dialect::OpenAi, !*strip_usage),
+            Mode::AnthropicPass => (WireDialect::Anthropic, Dialect::Anthropic, false),
             Mode::Translate {
                 upstream,
                 caller,
                 include_usage,
-            } => StreamProc::Translate(Box::new(StreamTranslator::new(
-                *upstream,
-                *caller,
-                Self::response_options(*include_usage),
-            ))),
-        }
-    }
-}
-
-/// The per-stream state machine (all pure, from the filters crate).
-enum StreamProc {
-    OpenAi(Box<OpenAiStreamPassthrough>),
-    Anthropic(Box<AnthropicStreamPassthrough>),
-    Translate(Box<StreamTranslator>),
-}
-
-impl StreamProc {
-    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        match self {
-            StreamProc::OpenAi(p) => {
-                p.push(bytes, out);
-            }
-            StreamProc::Anthropic(p) => p.push(bytes, out),
-            StreamProc::Translate(t) => t.push(bytes, out),
-        }
-    }
-
-    /// Ends the stream. `failure` is a read error from the provider; a
-    /// stream that did not complete ends with an error event in the caller's
-    /// dialect, never as a silently truncated success.
-    fn finish(&mut self, out: &mut Vec<u8>, failure: Option<&GatewayError>) {
-        match self {
-            StreamProc::OpenAi(p) => {
-                p.finish(out);
-                if let Some(e) = failure {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(&render(Dialect::OpenAi, &e.info()));
-                    out.extend_from_slice(b"\n\n");
-                }
-            }
-            StreamProc::Anthropic(p) => {
-                p.finish(out);
-                if !p.completed() && p.error().is_none() {
-                    let e = failure.cloned().unwrap_or_else(|| GatewayError::UpstreamProtocol {
-                        provider: "upstream".into(),
-                        detail: "stream ended before message_stop".into(),
-                    });
-                    out.extend_from_slice(b"event: error\ndata: ");
-                    out.extend_from_slice(&render(Dialect::Anthropic, &e.info()));
-                    out.extend_from_slice(b"\n\n");
-                }
-            }
-            StreamProc::Translate(t) => t.finish(out),
-        }
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        match self {
-            StreamProc::OpenAi(p) => p.usage(),
-            StreamProc::Anthropic(p) => p.usage(),
-            StreamProc::Translate(t) => Some(t.usage()),
-        }
-    }
-
-    fn first_token_seen(&self) -> bool {
-        match self {
-            StreamProc::OpenAi(p) => p.first_token_seen(),
-            StreamProc::Anthropic(p) => p.first_token_seen(),
-            StreamProc::Translate(t) => t.first_token_seen(),
-        }
-    }
-
-    fn upstream_error(&self) -> bool {
-        match self {
-            StreamProc::OpenAi(p) => p.error().is_some(),
-            StreamProc::Anthropic(p) => p.error().is_some(),
-            StreamProc::Translate(t) => t.error().is_some(),
-        }
+            } => (*upstream, *caller, *include_usage),
+        };
+        StreamProcessor::new(StreamSpec::new(
+            upstream,
+            caller,
+            provider,
+            Self::response_options(include_usage),
+        ))
     }
 }
 
@@ -396,7 +325,7 @@ pub async fn exchange(
         return Ok(());
     }
     if ex.is_event_stream() {
-        relay_stream(g, session, ctx, p, ex, mode.stream()).await;
+        relay_stream(g, session, ctx, p, ex, mode.stream(&p.name)).await;
         return Ok(());
     }
     let raw = ex.read_all(MAX_RESPONSE).await?;
@@ -452,7 +381,7 @@ async fn relay_stream(
     ctx: &mut RequestCtx,
     p: &Provider,
     mut ex: Exchange,
-    mut proc: StreamProc,
+    mut proc: StreamProcessor,
 ) {
     let Ok(mut resp) = ResponseHeader::build(200, Some(6)) else {
         return;
@@ -481,13 +410,13 @@ async fn relay_stream(
                 false
             }
             Ok(None) => {
-                proc.finish(&mut out, None);
+                proc.finish(None, &mut out);
                 clean_end = true;
                 true
             }
             Err(e) => {
                 ctx.error = Some(e.kind());
-                proc.finish(&mut out, Some(&e));
+                proc.finish(Some(e.info()), &mut out);
                 true
             }
         };
@@ -503,9 +432,11 @@ async fn relay_stream(
             break;
         }
     }
-    ctx.usage = proc.usage();
-    if proc.upstream_error() && ctx.error.is_none() {
-        ctx.error = Some("upstream_stream_error");
+    ctx.usage = Some(proc.usage().0);
+    if let Some(f) = proc.failure() {
+        if ctx.error.is_none() {
+            ctx.error = Some(f.kind());
+        }
     }
     if clean_end {
         g.upstream.release(ex).await;

@@ -11,7 +11,7 @@ mod request;
 mod response;
 mod stream;
 
-pub use request::{decode_request, encode_request, DEFAULT_MAX_TOKENS};
+pub use request::{decode_map, decode_request, encode_request, DEFAULT_MAX_TOKENS};
 pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 

@@ -32,7 +32,12 @@ const KNOWN: &[&str] = &[
 
 /// Decodes an Anthropic `/v1/messages` request body.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
-    let mut m = jv::parse_object(body)?;
+    decode_map(jv::parse_object(body)?)
+}
+
+/// Decodes a request whose top-level object is already parsed (the gateway
+/// parses each body once and hands the fields over).
+pub fn decode_map(mut m: Map<String, Value>) -> Result<ChatRequest, CodecError> {
     let model = jv::req_str(&m, "model", "model")?.to_string();
     let mut messages = Vec::new();
     match m.get("system") {

@@ -70,10 +70,7 @@ impl StreamDecoder {
             Ok(v) => v,
             Err(_) => {
                 self.done = true;
-                out.push(StreamEvent::Error(upstream_error(
-                    "upstream sent a malformed stream event".to_string(),
-                    None,
-                )));
+                out.push(StreamEvent::Malformed("a stream event is not valid JSON".to_string()));
                 return;
             }
         };
@@ -370,7 +367,10 @@ impl StreamEncoder {
             self.start(id, model, out);
             return;
         }
-        if !matches!(ev, StreamEvent::Error(_) | StreamEvent::Usage(_) | StreamEvent::Stop(_)) {
+        if !matches!(
+            ev,
+            StreamEvent::Error(_) | StreamEvent::Malformed(_) | StreamEvent::Usage(_) | StreamEvent::Stop(_)
+        ) {
             self.start("", "", out);
         }
         match ev {
@@ -434,6 +434,8 @@ impl StreamEncoder {
                 self.ended = true;
                 write_event(out, Some("error"), &String::from_utf8_lossy(&render_anthropic(e)));
             }
+            // The stream processor turns it into an error before encoding.
+            StreamEvent::Malformed(_) => {}
             StreamEvent::Done => {
                 self.close(out);
                 let (reason, seq) = stop_reason_to_anthropic(self.stop.as_ref(), !self.tools.is_empty());

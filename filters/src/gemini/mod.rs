@@ -20,7 +20,7 @@ mod response;
 mod stream;
 
 pub use embeddings::{embeddings_request, embeddings_response, EmbeddingsMeta};
-pub use request::{clean_schema, decode_request, encode_request};
+pub use request::{clean_schema, decode_map, decode_request, encode_request};
 pub use response::decode_response;
 pub use stream::StreamDecoder;
 

@@ -340,7 +340,12 @@ const KNOWN: &[&str] = &[
 /// does not accept Gemini-dialect callers). Function calls get ids equal to
 /// their names and responses answer by name, which is how Gemini matches them.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
-    let mut m = jv::parse_object(body)?;
+    decode_map(jv::parse_object(body)?)
+}
+
+/// Decodes a request whose top-level object is already parsed (the gateway
+/// parses each body once and hands the fields over).
+pub fn decode_map(mut m: Map<String, Value>) -> Result<ChatRequest, CodecError> {
     let mut messages = Vec::new();
     if let Some(si) = m.get("systemInstruction") {
         let content = decode_parts(si.get("parts"), "systemInstruction.parts")?;

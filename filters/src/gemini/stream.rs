@@ -45,10 +45,7 @@ impl StreamDecoder {
             Ok(v) => v,
             Err(_) => {
                 self.done = true;
-                out.push(StreamEvent::Error(upstream_error(
-                    "upstream sent a malformed stream chunk".to_string(),
-                    None,
-                )));
+                out.push(StreamEvent::Malformed("a stream event is not valid JSON".to_string()));
                 return;
             }
         };

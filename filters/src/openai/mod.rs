@@ -19,7 +19,7 @@ mod request;
 mod response;
 mod stream;
 
-pub use request::{decode_request, encode_request};
+pub use request::{decode_map, decode_request, encode_request};
 pub use response::{decode_response, encode_response};
 pub(crate) use stream::sanitize_id;
 pub use stream::{StreamDecoder, StreamEncoder};
@@ -36,6 +36,16 @@ pub fn stop_reason_from_openai(s: &str) -> StopReason {
         "tool_calls" | "function_call" => StopReason::ToolUse,
         "content_filter" => StopReason::ContentFilter,
         other => StopReason::Other(other.to_string()),
+    }
+}
+
+/// A choice's `finish_reason`, refined by vLLM's non-standard `stop_reason`:
+/// a string there is the stop sequence that matched (a number is the token
+/// id that ended generation — a natural end).
+pub fn finish_reason(finish: &str, stop_reason: Option<&Value>) -> StopReason {
+    match (finish, stop_reason.and_then(Value::as_str)) {
+        ("stop", Some(seq)) => StopReason::StopSequence(Some(seq.to_string())),
+        _ => stop_reason_from_openai(finish),
     }
 }
 

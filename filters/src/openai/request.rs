@@ -34,7 +34,12 @@ const KNOWN: &[&str] = &[
 
 /// Decodes an OpenAI `/v1/chat/completions` request body.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, CodecError> {
-    let mut m = jv::parse_object(body)?;
+    decode_map(jv::parse_object(body)?)
+}
+
+/// Decodes a request whose top-level object is already parsed (the gateway
+/// parses each body once and hands the fields over).
+pub fn decode_map(mut m: Map<String, Value>) -> Result<ChatRequest, CodecError> {
     let model = jv::req_str(&m, "model", "model")?.to_string();
     let msgs = m
         .get("messages")
@@ -569,8 +574,11 @@ fn encode_message(m: &Message, keep_cc: bool, out: &mut Vec<Value>) {
                     _ => None,
                 })
                 .collect();
+            // An assistant turn of only tool calls carries `content: ""`:
+            // OpenAI accepts null too, but strict OpenAI-compatible servers
+            // (llama.cpp's, pydantic-validated) reject null with HTTP 500.
             let content = if texts.is_empty() {
-                Value::Null
+                json!("")
             } else {
                 let mut s = String::new();
                 for p in texts {

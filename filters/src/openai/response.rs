@@ -1,6 +1,6 @@
 //! OpenAI `chat.completion` response ⇄ IR.
 
-use super::{stop_reason_from_openai, stop_reason_to_openai, usage_to_openai};
+use super::{stop_reason_to_openai, usage_to_openai};
 use crate::codec::{CodecError, ResponseOptions};
 use crate::ir::{ChatResponse, Part, StopReason, ToolCall};
 use crate::usage::Usage;
@@ -80,7 +80,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
     }
     let stop_reason = match choice.get("finish_reason").and_then(Value::as_str) {
         Some("stop") if refused => Some(StopReason::ContentFilter),
-        Some(fr) => Some(stop_reason_from_openai(fr)),
+        Some(fr) => Some(super::finish_reason(fr, choice.get("stop_reason"))),
         None => None,
     };
     let usage = o.get("usage").and_then(Usage::from_openai_value).unwrap_or_default();

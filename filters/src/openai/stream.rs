@@ -1,7 +1,7 @@
 //! OpenAI `chat.completion.chunk` streams ⇄ IR stream events.
 
 use super::response::openai_id;
-use super::{stop_reason_from_openai, stop_reason_to_openai, usage_to_openai};
+use super::{stop_reason_to_openai, usage_to_openai};
 use crate::codec::ResponseOptions;
 use crate::error::render_openai;
 use crate::ir::{upstream_error, StopReason, StreamEvent};
@@ -78,10 +78,7 @@ impl StreamDecoder {
             Ok(v) => v,
             Err(_) => {
                 self.done = true;
-                out.push(StreamEvent::Error(upstream_error(
-                    "upstream sent a malformed stream chunk".to_string(),
-                    None,
-                )));
+                out.push(StreamEvent::Malformed("a stream event is not valid JSON".to_string()));
                 return;
             }
         };
@@ -114,7 +111,7 @@ impl StreamDecoder {
                     self.stop_seen = true;
                     let r = match fr {
                         "stop" if self.refused => StopReason::ContentFilter,
-                        _ => stop_reason_from_openai(fr),
+                        _ => super::finish_reason(fr, c.get("stop_reason")),
                     };
                     out.push(StreamEvent::Stop(r));
                 }
@@ -341,7 +338,7 @@ impl StreamEncoder {
             self.start(id, model, out);
             return;
         }
-        if !matches!(ev, StreamEvent::Error(_)) {
+        if !matches!(ev, StreamEvent::Error(_) | StreamEvent::Malformed(_)) {
             self.start("", "", out);
         }
         match ev {

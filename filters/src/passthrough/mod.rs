@@ -10,19 +10,19 @@
 //! * [`inspect_chat`] / [`inspect_embeddings`] read only the fields the gateway
 //!   decides on; [`rewrite_chat`] changes `model` and `stream_options`.
 //! * [`fix_embeddings_encoding`] repairs servers that ignore `encoding_format`.
-//! * [`response_usage`] reads `usage` from a non-streamed response while
-//!   skipping everything else.
-//! * [`OpenAiStreamPassthrough`] forwards a stream byte for byte and parses an
-//!   event only when a cheap byte scan says it may carry something the gateway
-//!   records (usage, an error, the model, the first token).
+//! * [`checked_response_usage`] checks a non-streamed response's shape and
+//!   reads its `usage` while skipping everything else.
+//!
+//! Streams are relayed by [`crate::stream::StreamProcessor`].
 
 mod chat;
 mod embeddings;
-mod stream;
+mod usage;
 
 pub use chat::{inspect_chat, rewrite_chat, ChatHead};
 pub use embeddings::{fix_embeddings_encoding, inspect_embeddings, EmbeddingEncoding, EmbeddingsHead};
-pub use stream::{response_usage, OpenAiStreamPassthrough};
+pub(crate) use usage::usage_from_raw;
+pub use usage::{checked_response_usage, response_usage, ResponseKind};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -356,14 +356,6 @@ fn is_null(raw: &RawValue) -> bool {
     raw.get() == "null"
 }
 
-/// `[]` (with any inner whitespace), without parsing.
-fn is_empty_array(raw: &RawValue) -> bool {
-    match raw.get().as_bytes().split_first() {
-        Some((b'[', rest)) => skip_ws(rest).first() == Some(&b']'),
-        _ => false,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Lenient value inspection
 // ---------------------------------------------------------------------------
@@ -524,13 +516,20 @@ mod tests {
         // Typed inspection hits serde_json's depth limit: a clean error.
         assert_eq!(inspect_embeddings(&o).unwrap_err().param(), Some("input"));
         assert_eq!(response_usage(deep.as_bytes()), None);
-        let mut p = OpenAiStreamPassthrough::new(false);
+        // A stream event nested that deep is relayed or refused, never a crash.
+        use crate::stream::{StreamProcessor, StreamSpec};
+        let mut p = StreamProcessor::new(StreamSpec::new(
+            crate::ir::WireDialect::OpenAi,
+            crate::error::Dialect::OpenAi,
+            "p",
+            crate::codec::ResponseOptions::default(),
+        ));
         let mut out = Vec::new();
         let ev = format!("data: {{\"choices\":{}}}\n\n", &deep[21..deep.len() - 1]);
         p.push(ev.as_bytes(), &mut out);
-        assert_eq!(out, ev.as_bytes());
+        assert!(ev.starts_with("data: {\"choices\":[[["));
+        assert!(out == ev.as_bytes() || (out.starts_with(b"data: {\"error\"") && p.failure().is_some()));
         assert!(!p.first_token_seen());
-        assert!(ev.starts_with("data: {\"choices\":[[[") && p.error().is_none());
     }
 
     #[test]

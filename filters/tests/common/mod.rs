@@ -4,10 +4,11 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use switchyard_filters::codec::{ResponseOptions, StreamTranslator};
+use switchyard_filters::codec::ResponseOptions;
 use switchyard_filters::error::Dialect;
 use switchyard_filters::ir::WireDialect;
 use switchyard_filters::sse::{SseDecoder, SseItem};
+use switchyard_filters::stream::{StreamProcessor, StreamSpec};
 
 /// Repository root (fixtures and goldens live there, shared with e2e tests).
 pub fn repo_root() -> PathBuf {
@@ -49,20 +50,31 @@ pub fn options(include_usage: bool) -> ResponseOptions {
     }
 }
 
-/// Translates `chunks` (fed in order) and finishes.
+/// The provider name the processors put in error events.
+pub const PROVIDER: &str = "provider";
+
+/// Relays `chunks` (fed in order) through the production stream processor
+/// for this dialect pair — byte-for-byte relay for same-dialect pairs,
+/// translation otherwise — and finishes.
 pub fn translate_chunks(
     up: WireDialect,
     caller: Dialect,
     chunks: &[&[u8]],
     include_usage: bool,
-) -> (Vec<u8>, StreamTranslator) {
-    let mut t = StreamTranslator::new(up, caller, options(include_usage));
+) -> (Vec<u8>, StreamProcessor) {
+    let mut t = StreamProcessor::new(StreamSpec::new(up, caller, PROVIDER, options(include_usage)));
     let mut out = Vec::new();
     for c in chunks {
         t.push(c, &mut out);
     }
-    t.finish(&mut out);
+    t.finish(None, &mut out);
     (out, t)
+}
+
+/// Whether this pair is relayed byte for byte (the output then carries the
+/// provider's own events, pings and comments included).
+pub fn is_relay(up: WireDialect, caller: Dialect) -> bool {
+    WireDialect::from(caller) == up
 }
 
 /// Parses SSE output into `(event line, data)` pairs.
@@ -72,12 +84,20 @@ pub fn parse_sse(bytes: &[u8]) -> Vec<(Option<String>, String)> {
     d.finish();
     let mut out = Vec::new();
     while let Some(item) = d.next_item() {
-        match item {
-            SseItem::Event(e) => out.push((e.event, e.data)),
-            SseItem::Comment => panic!("translator output has a data-less block"),
+        if let SseItem::Event(e) = item {
+            out.push((e.event, e.data));
         }
     }
     out
+}
+
+/// Whether the output has a data-less block (comments: only a relay may
+/// forward the provider's).
+pub fn has_comment_blocks(bytes: &[u8]) -> bool {
+    let mut d = SseDecoder::new();
+    d.push(bytes).expect("output within limits");
+    d.finish();
+    std::iter::from_fn(|| d.next_item()).any(|i| i == SseItem::Comment)
 }
 
 /// Checks the Anthropic Messages streaming rules; returns the stop reason
@@ -86,7 +106,23 @@ pub fn parse_sse(bytes: &[u8]) -> Vec<(Option<String>, String)> {
 /// `allow_late_tool_args` tolerates the one documented deviation: an
 /// `input_json_delta` for an already-closed `tool_use` block, which happens
 /// only when an OpenAI upstream interleaves parallel tool-call fragments.
+/// `ping` events are allowed anywhere (the API sends them); events of
+/// unknown types (which the API may add) are allowed only in `relayed`
+/// output, as is a `message_delta` that reports output tokens only (what the
+/// API itself sends).
 pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<String, String> {
+    validate_anthropic_as(bytes, allow_late_tool_args, false)
+}
+
+/// [`validate_anthropic`] for relayed (same-dialect) output.
+pub fn validate_anthropic_relay(bytes: &[u8]) -> Result<String, String> {
+    validate_anthropic_as(bytes, false, true)
+}
+
+fn validate_anthropic_as(bytes: &[u8], allow_late_tool_args: bool, relayed: bool) -> Result<String, String> {
+    if !relayed && has_comment_blocks(bytes) {
+        return Err("translator output has a data-less block".into());
+    }
     let events = parse_sse(bytes);
     if events.is_empty() {
         return Err("empty stream".into());
@@ -114,6 +150,9 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
             let et = v["error"]["type"].as_str().ok_or("error without error.type")?;
             v["error"]["message"].as_str().ok_or("error without message")?;
             return Ok(format!("error:{et}"));
+        }
+        if ty == "ping" {
+            continue;
         }
         if ty != "message_start" && !started {
             return Err(format!("event {i}: {ty} before message_start"));
@@ -218,12 +257,17 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
                 if !had_tool && r == "tool_use" {
                     return Err("stop_reason tool_use without tool_use block".into());
                 }
-                for k in [
-                    "input_tokens",
-                    "output_tokens",
-                    "cache_read_input_tokens",
-                    "cache_creation_input_tokens",
-                ] {
+                let required: &[&str] = if relayed {
+                    &["output_tokens"]
+                } else {
+                    &[
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_read_input_tokens",
+                        "cache_creation_input_tokens",
+                    ]
+                };
+                for k in required {
                     if !v["usage"][k].is_u64() {
                         return Err(format!("message_delta usage.{k} missing"));
                     }
@@ -236,6 +280,7 @@ pub fn validate_anthropic(bytes: &[u8], allow_late_tool_args: bool) -> Result<St
                 }
                 stopped = true;
             }
+            _ if relayed => {}
             other => return Err(format!("unexpected event type {other}")),
         }
     }
@@ -267,7 +312,24 @@ pub fn anthropic_tool_inputs(bytes: &[u8]) -> Vec<String> {
 /// Checks OpenAI chunk-stream rules; returns the finish reason (or
 /// `error:<type>`).
 pub fn validate_openai(bytes: &[u8], include_usage: bool) -> Result<String, String> {
-    let events = parse_sse(bytes);
+    if has_comment_blocks(bytes) {
+        return Err("translator output has a data-less block".into());
+    }
+    validate_openai_events(&parse_sse(bytes), include_usage, false)
+}
+
+/// [`validate_openai`] for relayed output: the provider's comments are
+/// allowed, and usage may ride on the last choice chunk (DeepSeek does that)
+/// instead of a chunk of its own.
+pub fn validate_openai_relay(bytes: &[u8], include_usage: bool) -> Result<String, String> {
+    validate_openai_events(&parse_sse(bytes), include_usage, true)
+}
+
+fn validate_openai_events(
+    events: &[(Option<String>, String)],
+    include_usage: bool,
+    relayed: bool,
+) -> Result<String, String> {
     let mut finish: Option<String> = None;
     let mut saw_usage = false;
     let mut tool_indexes: Vec<u64> = Vec::new();
@@ -320,6 +382,9 @@ pub fn validate_openai(bytes: &[u8], include_usage: bool) -> Result<String, Stri
         }
         if saw_usage {
             return Err("choice chunk after the usage chunk".into());
+        }
+        if relayed && include_usage && v["usage"].is_object() {
+            saw_usage = true;
         }
         let c = &choices[0];
         if let Some(fr) = c["finish_reason"].as_str() {
