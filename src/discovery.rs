@@ -4,7 +4,7 @@
 //! request path.
 
 use crate::live::Live;
-use crate::relay::{build_request, upstream_path, Op};
+use crate::providers::{request_head, CallerHeaders, Operation, Provider};
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -29,11 +29,7 @@ impl Discovery {
     async fn refresh_all(&self, upstream: &Upstream) -> bool {
         let snap = self.live.snapshot();
         let mut all_ok = true;
-        for p in snap
-            .providers
-            .iter()
-            .filter(|p| p.discover_models && !p.azure_deployments())
-        {
+        for p in snap.providers.iter().filter(|p| p.lists_models()) {
             match fetch(upstream, p).await {
                 Ok(models) => {
                     log::info!("discovered {} models at provider {}", models.len(), p.name);
@@ -49,9 +45,9 @@ impl Discovery {
     }
 }
 
-async fn fetch(upstream: &Upstream, p: &crate::config::Provider) -> Result<HashSet<String>, String> {
-    let path = upstream_path(p, Op::Models, "");
-    let req = build_request(p, "GET", &path, 0, false, &[]).map_err(|e| e.info().message)?;
+async fn fetch(upstream: &Upstream, p: &Provider) -> Result<HashSet<String>, String> {
+    let path = p.path(Operation::Models, "");
+    let req = request_head(p, "GET", &path, 0, false, &CallerHeaders::default()).map_err(|e| e.0)?;
     let mut ex = upstream
         .send(p, req, Bytes::new())
         .await
@@ -65,33 +61,7 @@ async fn fetch(upstream: &Upstream, p: &crate::config::Provider) -> Result<HashS
             switchyard_filters::error::upstream_error_message(&body)
         ));
     }
-    parse_model_list(&body)
-}
-
-/// Model ids from an OpenAI/Anthropic list (`data[].id`) or a Gemini list
-/// (`models[].name`, `models/` prefix removed).
-fn parse_model_list(body: &[u8]) -> Result<HashSet<String>, String> {
-    #[derive(serde::Deserialize)]
-    struct Item {
-        id: Option<String>,
-        name: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct List {
-        data: Option<Vec<Item>>,
-        models: Option<Vec<Item>>,
-    }
-    let list: List = serde_json::from_slice(body).map_err(|e| format!("not a model list: {e}"))?;
-    let items = list
-        .data
-        .or(list.models)
-        .ok_or("not a model list: no `data` or `models`")?;
-    Ok(items
-        .into_iter()
-        .filter_map(|i| {
-            i.id.or_else(|| i.name.map(|n| n.trim_start_matches("models/").to_string()))
-        })
-        .collect())
+    p.family.adapter.parse_models(&body)
 }
 
 #[async_trait]
@@ -109,19 +79,5 @@ impl BackgroundService for Discovery {
                 _ = shutdown.changed() => return,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_lists_of_each_dialect() {
-        let openai = parse_model_list(br#"{"object":"list","data":[{"id":"gpt-4o"}]}"#).expect("openai");
-        assert!(openai.contains("gpt-4o"));
-        let gemini = parse_model_list(br#"{"models":[{"name":"models/gemini-2.5-flash"}]}"#).expect("gemini");
-        assert!(gemini.contains("gemini-2.5-flash"));
-        assert!(parse_model_list(br#"{"x":1}"#).is_err());
     }
 }

@@ -3,7 +3,10 @@
 //! `status()` and `info()` are exhaustive matches (no `_ =>`): adding a variant
 //! forces a decision about its status and wording.
 
+use switchyard_filters::codec::CodecError;
 use switchyard_filters::error::{render, Dialect, ErrorInfo};
+use switchyard_filters::passthrough::BodyError;
+use switchyard_filters::stream::StreamFailure;
 
 /// A request failure the gateway answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +74,14 @@ pub enum GatewayError {
         /// What went wrong.
         detail: String,
     },
+    /// A stream that had begun did not complete (the caller already has
+    /// status 200 and received an error event saying the same thing).
+    UpstreamStream {
+        /// Provider name.
+        provider: String,
+        /// Why, as the stream processor saw it (boxed: it is rare and large).
+        failure: Box<StreamFailure>,
+    },
     /// The gateway is not ready (store closed).
     NotReady(String),
 }
@@ -92,6 +103,7 @@ impl GatewayError {
             GatewayError::UpstreamAuth { .. } => 502,
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamProtocol { .. } => 502,
+            GatewayError::UpstreamStream { .. } => 502,
             GatewayError::NotReady(_) => 503,
         }
     }
@@ -112,7 +124,37 @@ impl GatewayError {
             GatewayError::UpstreamAuth { .. } => "upstream_auth",
             GatewayError::UpstreamStatus { .. } => "upstream_status",
             GatewayError::UpstreamProtocol { .. } => "upstream_protocol",
+            GatewayError::UpstreamStream { failure, .. } => failure.kind(),
             GatewayError::NotReady(_) => "not_ready",
+        }
+    }
+
+    /// The kind of provider failure, for `switchyard_upstream_errors_total`;
+    /// `None` when the provider is not to blame.
+    pub fn upstream_kind(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::UpstreamConnect { .. } => Some("connect"),
+            GatewayError::UpstreamTimeout { .. } => Some("timeout"),
+            GatewayError::UpstreamAuth { .. } => Some("auth"),
+            GatewayError::UpstreamProtocol { .. } => Some("protocol"),
+            GatewayError::UpstreamStream { failure, .. } => Some(match **failure {
+                StreamFailure::Truncated => "truncated",
+                StreamFailure::Malformed(_) | StreamFailure::TooLarge { .. } => "protocol",
+                StreamFailure::Upstream(_) => "stream",
+                StreamFailure::Interrupted(_) => "interrupted",
+            }),
+            GatewayError::UpstreamStatus { status, .. } => {
+                Some(if *status >= 500 { "status_5xx" } else { "status_4xx" })
+            }
+            GatewayError::MalformedJson(_)
+            | GatewayError::InvalidRequest { .. }
+            | GatewayError::ModelNotFound(_)
+            | GatewayError::ModelDisabled(_)
+            | GatewayError::BodyTooLarge(_)
+            | GatewayError::RouteNotFound(_)
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::Unauthorized(_)
+            | GatewayError::NotReady(_) => None,
         }
     }
 
@@ -236,6 +278,7 @@ impl GatewayError {
                 Some("upstream_protocol_error"),
                 "api_error",
             ),
+            GatewayError::UpstreamStream { provider, failure } => failure.info(provider),
             GatewayError::NotReady(why) => e(
                 format!("Gateway not ready: {why}"),
                 "api_error",
@@ -249,6 +292,29 @@ impl GatewayError {
     /// The body in the caller's dialect.
     pub fn body(&self, dialect: Dialect) -> Vec<u8> {
         render(dialect, &self.info())
+    }
+}
+
+impl From<BodyError> for GatewayError {
+    fn from(e: BodyError) -> Self {
+        match &e {
+            BodyError::MalformedJson(m) => GatewayError::MalformedJson(m.clone()),
+            BodyError::NotAnObject | BodyError::MissingField(_) | BodyError::InvalidField { .. } => {
+                GatewayError::InvalidRequest {
+                    message: e.to_string(),
+                    param: e.param().map(str::to_string),
+                }
+            }
+        }
+    }
+}
+
+impl From<CodecError> for GatewayError {
+    fn from(e: CodecError) -> Self {
+        GatewayError::InvalidRequest {
+            message: e.message,
+            param: e.param,
+        }
     }
 }
 

@@ -1,18 +1,24 @@
 //! The live configuration: one `ArcSwap` holding the compiled snapshot, and
 //! one holding the model lists discovered from providers.
 //!
-//! Requests `load` a snapshot once and finish on it, so a reload (a later
-//! issue adds file watching, SIGHUP and the refresh endpoint) is one atomic
-//! `store` and never affects requests in flight.
+//! Requests `load` a snapshot once and finish on it, so a reload (file
+//! watching, SIGHUP, the refresh endpoint) is one atomic `store` and never
+//! affects requests in flight.
 
 use crate::config::Snapshot;
-use crate::route::Discovered;
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Public model name → override (alias target, disabled, pinned defaults).
 pub type Overrides = HashMap<String, crate::store::ModelOverride>;
+
+/// Model lists fetched from providers' `/models`, by provider name.
+#[derive(Debug, Default, Clone)]
+pub struct Discovered {
+    /// Provider name → its models.
+    pub by_provider: HashMap<String, Arc<HashSet<String>>>,
+}
 
 /// Shared, atomically replaceable runtime state.
 pub struct Live {
@@ -62,7 +68,7 @@ impl Live {
     }
 
     /// Records one provider's discovered models.
-    pub fn set_discovered(&self, provider: &str, models: std::collections::HashSet<String>) {
+    pub fn set_discovered(&self, provider: &str, models: HashSet<String>) {
         self.discovered.rcu(|cur| {
             let mut next = Discovered::clone(cur);
             next.by_provider.insert(provider.to_string(), Arc::new(models.clone()));

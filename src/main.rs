@@ -1,23 +1,29 @@
 //! Switchyard: read the CLI, load config, build the Pingora server, run.
 
-mod accounting;
 mod admin;
 mod alloc;
 mod cli;
 mod config;
 mod discovery;
+mod endpoint;
 mod error;
+mod http;
 mod live;
-mod metrics;
+mod pipeline;
+mod policy;
 mod pricing;
+mod principal;
 mod providers;
 mod proxy;
 mod record;
 mod recorder;
-mod relay;
 mod reload;
 mod route;
+mod secret;
+mod state;
 mod store;
+mod summary;
+mod telemetry;
 mod upstream;
 
 use clap::Parser;
@@ -89,13 +95,10 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
             );
             for p in &snap.providers {
                 println!(
-                    "  provider {} (type {}, {}://{}:{}{}, {} key(s), {} configured model(s){})",
+                    "  provider {} (type {}, {}, {} key(s), {} configured model(s){})",
                     p.name,
-                    p.kind,
-                    if p.base.tls { "https" } else { "http" },
-                    p.base.host,
-                    p.base.port,
-                    p.base.path,
+                    p.family,
+                    p.base.display(),
                     p.keys.len(),
                     p.models.len(),
                     if p.discover_models { ", discovers /models" } else { "" }
@@ -135,7 +138,7 @@ fn init_logging(level: &str) {
 
 /// Labels metrics may carry: configured providers and models; anything
 /// else becomes `other` (bounded cardinality).
-fn known_labels(m: &metrics::Metrics, snap: &Snapshot) {
+fn known_labels(m: &telemetry::metrics::Metrics, snap: &Snapshot) {
     m.set_known_providers(snap.providers.iter().map(|p| p.name.clone()));
     let mut models: Vec<String> = snap.aliases.keys().cloned().collect();
     for p in &snap.providers {
@@ -305,14 +308,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         log::warn!("SWITCHYARD_MASTER_KEY is not set: /v1/* accepts requests without a key");
     }
     for p in &snap.providers {
-        log::info!(
-            "provider {} ({}) at {}:{}{}",
-            p.name,
-            p.kind,
-            p.base.host,
-            p.base.port,
-            p.base.path
-        );
+        log::info!("provider {} ({}) at {}", p.name, p.family, p.base.display());
     }
 
     let conf = ServerConf {
@@ -342,7 +338,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     let grace = snap.server.grace_period_seconds;
     let (usage_days, audit_days) = (snap.usage_retention_days, snap.audit_retention_days);
     let metrics_listen = snap.metrics_listen.clone();
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(telemetry::metrics::Metrics::new());
     known_labels(&metrics, &snap);
     let live = Arc::new(live::Live::new(snap));
     let (reload_metrics, reload_live) = (metrics.clone(), live.clone());
@@ -369,23 +365,14 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
             std::time::Duration::from_secs(grace.saturating_sub(1)),
             Some(Arc::new(move || in_flight_metrics.in_flight_count())),
         );
-    let price_live = live.clone();
-    let prices: Arc<admin::PriceFn> = Arc::new(move |kind: &str, provider: &str, model: &str| {
-        let snap = price_live.snapshot();
-        snap.pricing.lookup(kind, provider, model).map(|(p, source)| {
-            serde_json::json!({"input": p.input, "output": p.output, "cached_input": p.cached_input,
-                "cache_write": p.cache_write, "context_window": p.context_window, "source": source})
-        })
-    });
-    let services = proxy::Services {
+    let services = state::Services {
         recorder,
         metrics: metrics.clone(),
-        hub: Arc::new(admin::live::LiveHub::new(1024)),
-        stats: Arc::new(admin::stats::ProviderStats::new()),
+        hub: Arc::new(telemetry::live_hub::LiveHub::new(1024)),
+        stats: Arc::new(telemetry::provider_stats::ProviderStats::new()),
         reloader: reloader.clone(),
-        prices,
     };
-    let gw = proxy::Gateway::new(live.clone(), store.clone(), services);
+    let gw = state::Gateway::new(live.clone(), store.clone(), services);
     let mut svc = pingora_proxy::http_proxy_service_with_name(&server.configuration, gw, "switchyard");
     // Pingora gives every accepted connection a 64 KiB read buffer, zeroed
     // on allocation: 64 KiB of RSS per open stream, most of the per-stream

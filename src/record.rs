@@ -5,6 +5,7 @@
 //! store off the request path.
 
 use serde::{Deserialize, Serialize};
+use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
 
 /// Where a cost figure came from.
@@ -41,8 +42,12 @@ pub struct UsageRecord {
     pub upstream_model: String,
     /// HTTP status answered to the caller.
     pub status: u16,
-    /// Tokens as reported by the provider.
+    /// Tokens as reported by the provider (or estimated, see `usage_source`).
     pub usage: Usage,
+    /// `provider` when the provider reported the tokens, `estimated` when it
+    /// reported none and the gateway counted them itself.
+    #[serde(with = "usage_source")]
+    pub usage_source: UsageSource,
     /// Cost in USD; `None` when the price is unknown.
     pub cost_usd: Option<f64>,
     /// Where the price came from.
@@ -57,10 +62,28 @@ pub struct UsageRecord {
     pub tags: Vec<(String, String)>,
     /// Managed key id; empty for the master key (or no key).
     pub key_id: String,
-    /// The client went away mid-response: tokens are what was seen.
+    /// The response did not complete (the client went away, or a stream
+    /// that had begun failed): tokens are what was seen.
     pub partial: bool,
     /// Error kind when the request failed.
     pub error: Option<String>,
+}
+
+/// `usage_source` as its label (`provider` / `estimated`).
+mod usage_source {
+    use super::UsageSource;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(u: &UsageSource, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(u.label())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UsageSource, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "estimated" => Ok(UsageSource::Estimated),
+            _ => Ok(UsageSource::Provider),
+        }
+    }
 }
 
 /// One audit entry per request. Secrets never reach this struct: headers are

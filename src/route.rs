@@ -4,9 +4,11 @@
 //! provider (`_MODELS` / `models:`), then a bare name from a provider's own
 //! `/models` list (fetched in the background, never on the request path).
 
-use crate::config::{Provider, Snapshot};
+use crate::config::Snapshot;
 use crate::error::GatewayError;
-use std::collections::{HashMap, HashSet};
+use crate::live::{Discovered, Overrides};
+use crate::providers::Provider;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Where a request goes.
@@ -19,13 +21,6 @@ pub struct Route {
     /// Request parameters pinned by an override, applied when the caller
     /// did not set them.
     pub defaults: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// Model lists fetched from providers' `/models`, by provider name.
-#[derive(Debug, Default, Clone)]
-pub struct Discovered {
-    /// Provider name → its models.
-    pub by_provider: HashMap<String, Arc<HashSet<String>>>,
 }
 
 /// Resolves `model` to a provider and upstream model name.
@@ -78,7 +73,7 @@ pub fn resolve(snap: &Snapshot, discovered: &Discovered, model: &str) -> Result<
 pub fn resolve_with_overrides(
     snap: &Snapshot,
     discovered: &Discovered,
-    overrides: &crate::live::Overrides,
+    overrides: &Overrides,
     model: &str,
 ) -> Result<Route, GatewayError> {
     let Some(o) = overrides.get(model) else {

@@ -7,8 +7,8 @@
 //! whole (bounded) body is in memory before we pick the peer, so any size up to
 //! the limit routes correctly, and a stale pooled connection can be retried.
 
-use crate::config::{BaseUrl, Provider};
 use crate::error::GatewayError;
+use crate::providers::{BaseUrl, Provider};
 use bytes::Bytes;
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
@@ -262,10 +262,13 @@ impl Exchange {
             .collect()
     }
 
-    /// Whether the provider is streaming SSE.
-    pub fn is_event_stream(&self) -> bool {
-        self.header("content-type")
-            .is_some_and(|c| c.starts_with("text/event-stream"))
+    /// Whether the provider answered with a JSON body (`application/json`,
+    /// `…+json`): a provider that ignored `stream: true` does.
+    pub fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|c| {
+            let c = c.split(';').next().unwrap_or("").trim();
+            c.eq_ignore_ascii_case("application/json") || c.ends_with("+json")
+        })
     }
 
     /// Next body chunk; `None` at the end.

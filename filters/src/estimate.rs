@@ -48,6 +48,21 @@ pub fn input_tokens(req: &ChatRequest) -> u64 {
     n
 }
 
+/// Estimated output tokens of a whole response (its text, thinking and
+/// tool-call arguments), for a provider that reported no usage.
+pub fn output_tokens(resp: &crate::ir::ChatResponse) -> u64 {
+    let chars: u64 = resp
+        .content
+        .iter()
+        .map(|p| match p {
+            Part::Text { text, .. } | Part::Thinking { text, .. } => text.chars().count() as u64,
+            Part::ToolCall(c) => (c.name.chars().count() + c.arguments.chars().count()) as u64,
+            Part::RedactedThinking { .. } | Part::Image { .. } | Part::ToolResult(_) => 0,
+        })
+        .sum();
+    text_tokens(chars)
+}
+
 /// Estimated input tokens of a request body in `dialect`; `None` when the
 /// body does not decode. Parses the body: call it only when a provider
 /// reported no usage (same-dialect bodies are otherwise never decoded).

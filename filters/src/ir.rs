@@ -13,6 +13,7 @@
 use crate::error::ErrorInfo;
 use crate::usage::Usage;
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// The wire dialects the codecs speak.
 ///
@@ -531,6 +532,73 @@ pub fn upstream_error(message: String, upstream_kind: Option<&str>) -> ErrorInfo
         code,
         anthropic_kind,
     }
+}
+
+/// A request (or upstream body) the codecs cannot translate.
+///
+/// Carries the offending field so the gateway can answer 400 with OpenAI's
+/// `param` and a message that says exactly what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError {
+    /// What is wrong, for humans.
+    pub message: String,
+    /// The offending field as a JSON path (`messages[2].content`), if any.
+    pub param: Option<String>,
+}
+
+impl CodecError {
+    /// An invalid field.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> CodecError {
+        CodecError {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+
+    /// A body-level problem (not JSON, wrong shape).
+    pub fn body(message: impl Into<String>) -> CodecError {
+        CodecError {
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// As an `invalid_request_error` for the caller (HTTP 400).
+    pub fn to_error_info(&self) -> ErrorInfo {
+        ErrorInfo {
+            message: self.message.clone(),
+            kind: "invalid_request_error",
+            param: self.param.clone(),
+            code: None,
+            anthropic_kind: "invalid_request_error",
+        }
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "{} (param: {p})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+/// What the gateway knows about the caller-facing response that the upstream
+/// body cannot say: the name the caller used, the id and time to report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResponseOptions {
+    /// Model name to report (the caller's alias); `None` keeps the upstream's.
+    pub model: Option<String>,
+    /// Response id to report; `None` keeps the upstream's (or derives one).
+    pub id: Option<String>,
+    /// Unix seconds to report as OpenAI `created`.
+    pub created: u64,
+    /// OpenAI callers only: end the stream with a usage chunk
+    /// (`stream_options.include_usage`).
+    pub include_usage: bool,
 }
 
 #[cfg(test)]

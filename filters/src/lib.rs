@@ -11,6 +11,7 @@ pub mod error;
 pub mod estimate;
 pub mod gemini;
 pub mod ir;
+pub(crate) mod jv;
 pub mod openai;
 pub mod passthrough;
 pub mod sse;

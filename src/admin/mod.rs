@@ -3,24 +3,21 @@
 //! effective config with secrets masked.
 //!
 //! [`handle`] is a pure-ish router (method, path, query, body → status and
-//! JSON) so it is tested without a server; the proxy authenticates the caller
+//! JSON) so it is tested without a server; [`serve`] authenticates the caller
 //! (master key, or loopback when none is set), serves `/admin/live/logs`
-//! itself (SSE over [`live::LiveHub`]), and sends the response.
+//! (SSE over the live hub), the writes (reload, flush, overrides) and sends
+//! the response.
 
-// wired into proxy by the lead
-
-pub mod live;
 pub mod params;
 pub mod runtime;
 pub mod serve;
-pub mod stats;
 pub mod usage;
 
 use crate::config::Snapshot;
-use crate::route::Discovered;
+use crate::live::Discovered;
 use crate::store::{Store, StoreError};
+use crate::telemetry::provider_stats::ProviderStats;
 use serde_json::{json, Value};
-use stats::ProviderStats;
 use std::sync::Arc;
 
 /// Looks up a model's price: `(provider_type, provider, model)` → a JSON

@@ -3,7 +3,7 @@
 
 use super::params::{fmt_time, Params};
 use super::{AdminCtx, AdminError};
-use crate::config::{BaseUrl, Provider};
+use crate::providers::{BaseUrl, Provider};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -56,7 +56,7 @@ pub fn providers_status(ctx: &AdminCtx, query: Option<&str>, now: u64) -> Result
             let w = ctx.provider_stats.window(&p.name, now, window_s * 1000);
             json!({
                 "name": p.name,
-                "type": p.kind.to_string(),
+                "type": p.family.name.to_string(),
                 "base_url": base_url(&p.base),
                 "models": models,
                 "models_configured": p.models.len(),
@@ -76,7 +76,7 @@ pub fn providers_status(ctx: &AdminCtx, query: Option<&str>, now: u64) -> Result
 }
 
 fn model_json(ctx: &AdminCtx, p: &Provider, model: &str, id: String) -> Value {
-    let kind = p.kind.to_string();
+    let kind = p.family.name.to_string();
     let mut price = (ctx.prices)(&kind, &p.name, model);
     let context_window = price
         .as_mut()
@@ -131,7 +131,7 @@ pub fn config(ctx: &AdminCtx, query: Option<&str>) -> Result<Value, AdminError> 
             let headers: Map<String, Value> = p.headers.iter().map(|(k, _)| (k.clone(), json!(MASK))).collect();
             json!({
                 "name": p.name,
-                "type": p.kind.to_string(),
+                "type": p.family.name.to_string(),
                 "base_url": base_url(&p.base),
                 "api_keys": if p.keys.is_empty() { Value::Null } else { json!(MASK) },
                 "api_key_count": p.keys.len(),

@@ -1,12 +1,15 @@
-//! The Pingora side of `/admin/*` and `/metrics`: authentication (master key,
-//! or loopback-only when no key is configured), the live SSE stream, config
-//! refresh, model overrides, and delegation of the JSON endpoints to
-//! [`super::handle`].
+//! The Pingora side of `/admin/*` and the metrics-only listener:
+//! authentication (master key, or loopback-only when no key is configured),
+//! the live SSE stream, config refresh, model overrides, and delegation of
+//! the JSON endpoints to [`super::handle`].
 
 use super::{blocking, AdminCtx, AdminError, AdminResponse};
 use crate::error::GatewayError;
-use crate::proxy::{constant_time_eq, presented_key, respond_json, Gateway, RequestCtx};
+use crate::http;
+use crate::principal::authenticate_admin;
+use crate::state::Gateway;
 use crate::store::ModelOverride;
+use crate::summary::RequestSummary;
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
@@ -16,43 +19,33 @@ use std::time::Duration;
 /// Heartbeat interval of the live stream (keeps proxies from timing it out).
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Admin access: the master key when one is set; otherwise loopback clients
-/// only (startup logs a warning about it).
-pub fn authorize_admin(session: &Session, master: Option<&str>) -> Result<(), GatewayError> {
-    match master {
-        Some(m) => match presented_key(session) {
-            Some(k) if constant_time_eq(k.as_bytes(), m.as_bytes()) => Ok(()),
-            Some(_) => Err(GatewayError::Unauthorized("Invalid admin key")),
-            None => Err(GatewayError::Unauthorized(
-                "The admin API needs the master key: `Authorization: Bearer <key>`",
-            )),
-        },
-        None => {
-            let loopback = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .is_some_and(|a| a.ip().is_loopback());
-            if loopback {
-                Ok(())
-            } else {
-                Err(GatewayError::Unauthorized(
-                    "No master key is configured: the admin API answers loopback clients only",
-                ))
-            }
+/// Serves one admin request: authenticates it (the master key when one is
+/// set, else loopback clients only), reads its body, answers.
+pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -> Result<(), GatewayError> {
+    let snap = g.live.snapshot();
+    let loopback = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .is_some_and(|a| a.ip().is_loopback());
+    match authenticate_admin(&session.req_header().headers, snap.master_key.as_ref(), loopback) {
+        Ok(p) => s.principal = Some(p),
+        Err(e) => {
+            http::drain_body(session, snap.max_body_bytes).await;
+            return Err(e);
         }
     }
-}
-
-/// Serves one admin request (already authorized, body read).
-pub async fn serve(g: &Gateway, session: &mut Session, ctx: &mut RequestCtx, path: &str, body: Bytes) {
+    let body = http::read_body(session, snap.max_body_bytes).await?;
     let method = session.req_header().method.as_str().to_string();
+    let path = session.req_header().uri.path().to_string();
     let query = session.req_header().uri.query().map(str::to_string);
     if path == "/admin/live/logs" {
         if method != "GET" {
             let r = AdminError::MethodNotAllowed { allow: "GET" }.response();
-            return send(session, ctx, r).await;
+            send(session, s, r).await;
+            return Ok(());
         }
-        return live(g, session, ctx).await;
+        live(g, session, s).await;
+        return Ok(());
     }
     if path == "/admin/runtime/flush" {
         // Writes every queued usage record and audit entry now (tests, and
@@ -65,7 +58,8 @@ pub async fn serve(g: &Gateway, session: &mut Session, ctx: &mut RequestCtx, pat
         } else {
             AdminError::MethodNotAllowed { allow: "POST" }.response()
         };
-        return send(session, ctx, r).await;
+        send(session, s, r).await;
+        return Ok(());
     }
     let resp = if path == "/admin/runtime/refresh" {
         if method == "POST" {
@@ -74,22 +68,34 @@ pub async fn serve(g: &Gateway, session: &mut Session, ctx: &mut RequestCtx, pat
             AdminError::MethodNotAllowed { allow: "POST" }.response()
         }
     } else if path == "/admin/model-overrides" || path.starts_with("/admin/model-overrides/") {
-        overrides(g, &method, path, &body).await
+        overrides(g, &method, &path, &body).await
     } else {
         let actx = AdminCtx {
             store: g.store.clone(),
-            snapshot: g.live.snapshot(),
+            snapshot: snap.clone(),
             discovered: g.live.discovered(),
             provider_stats: g.svc.stats.clone(),
-            prices: g.svc.prices.clone(),
+            prices: prices(&snap),
         };
-        super::handle(&actx, &method, path, query.as_deref(), &body).await
+        super::handle(&actx, &method, &path, query.as_deref(), &body).await
     };
-    send(session, ctx, resp).await;
+    send(session, s, resp).await;
+    Ok(())
 }
 
-async fn send(session: &mut Session, ctx: &mut RequestCtx, r: AdminResponse) {
-    respond_json(session, ctx, r.status, r.body, &r.headers).await;
+/// Price lookup over this snapshot's table, for `/admin/models`.
+fn prices(snap: &std::sync::Arc<crate::config::Snapshot>) -> std::sync::Arc<super::PriceFn> {
+    let snap = snap.clone();
+    std::sync::Arc::new(move |kind: &str, provider: &str, model: &str| {
+        snap.pricing.lookup(kind, provider, model).map(|(p, source)| {
+            json!({"input": p.input, "output": p.output, "cached_input": p.cached_input,
+                "cache_write": p.cache_write, "context_window": p.context_window, "source": source})
+        })
+    })
+}
+
+async fn send(session: &mut Session, s: &mut RequestSummary, r: AdminResponse) {
+    http::respond(session, s, r.status, r.body, &r.headers).await;
 }
 
 /// `POST /admin/runtime/refresh`: reload now; report every error.
@@ -206,7 +212,7 @@ fn validate_override(g: &Gateway, name: &str, o: &ModelOverride) -> Result<(), A
 
 /// `GET /admin/live/logs`: Server-Sent Events of request summaries, with
 /// replay after `Last-Event-ID`, heartbeats, and an end on shutdown.
-async fn live(g: &Gateway, session: &mut Session, ctx: &mut RequestCtx) {
+async fn live(g: &Gateway, session: &mut Session, ctx: &mut RequestSummary) {
     let last_id = session
         .req_header()
         .headers
@@ -280,7 +286,7 @@ fn frame(out: &mut Vec<u8>, id: u64, data: &str) {
 
 /// A listener that serves only `GET /metrics` (`SWITCHYARD_METRICS_LISTEN`),
 /// so scrapers need no route to the API port.
-pub struct MetricsOnly(pub std::sync::Arc<crate::metrics::Metrics>);
+pub struct MetricsOnly(pub std::sync::Arc<crate::telemetry::metrics::Metrics>);
 
 #[async_trait::async_trait]
 impl pingora_proxy::ProxyHttp for MetricsOnly {

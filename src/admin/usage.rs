@@ -28,7 +28,17 @@ pub fn counters_json(c: &Counters) -> Map<String, Value> {
     put("cache_write_tokens", json!(c.cache_write_tokens));
     put("reasoning_tokens", json!(c.reasoning_tokens));
     put("total_tokens", json!(c.input_tokens.saturating_add(c.output_tokens)));
-    put("cost_usd", json!(usd(c.cost_usd)));
+    // Unknown stays unknown: a group none of whose requests has a known
+    // price has no cost (null), not a cost of 0.
+    let priced = c.requests.saturating_sub(c.cost_unknown);
+    put(
+        "cost_usd",
+        if priced == 0 && c.requests > 0 {
+            Value::Null
+        } else {
+            json!(usd(c.cost_usd))
+        },
+    );
     put("cost_unknown_requests", json!(c.cost_unknown));
     put(
         "avg_duration_ms",

@@ -13,6 +13,7 @@
 use crate::record::{CostSource, UsageRecord};
 use crate::store::query::Counters;
 use crate::store::StoreError;
+use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
 
 /// Format version byte leading every block (usage and audit), so a future
@@ -286,7 +287,11 @@ const F_COST: u8 = 2;
 const F_TTFT: u8 = 4;
 const F_ERROR: u8 = 8;
 const F_SAME_MODEL: u8 = 16;
+/// Two bits of cost source.
 const SRC_SHIFT: u8 = 5;
+const SRC_MASK: u8 = 0b11;
+/// The usage was estimated by the gateway (the provider reported none).
+const F_ESTIMATED: u8 = 128;
 
 fn source_code(s: CostSource) -> u8 {
     match s {
@@ -338,6 +343,11 @@ pub fn encode_block<I: Interner + ?Sized>(records: &[&UsageRecord], dict: &mut I
             | (if r.ttft_ms.is_some() { F_TTFT } else { 0 })
             | (if r.error.is_some() { F_ERROR } else { 0 })
             | (if same_model { F_SAME_MODEL } else { 0 })
+            | (if r.usage_source == UsageSource::Estimated {
+                F_ESTIMATED
+            } else {
+                0
+            })
             | (source_code(r.cost_source) << SRC_SHIFT);
         write_entry_start(&mut w, &mut prev, r.ts_ms, &r.request_id, flags);
         for s in [&r.endpoint, &r.dialect, &r.provider, &r.provider_type, &r.model] {
@@ -460,6 +470,8 @@ pub struct RecView<'a> {
     /// See [`UsageRecord`].
     pub usage: Usage,
     /// See [`UsageRecord`].
+    pub usage_source: UsageSource,
+    /// See [`UsageRecord`].
     pub cost_usd: Option<f64>,
     /// See [`UsageRecord`].
     pub cost_source: CostSource,
@@ -493,6 +505,7 @@ impl RecView<'_> {
             upstream_model: self.upstream_model.to_string(),
             status: self.status,
             usage: self.usage,
+            usage_source: self.usage_source,
             cost_usd: self.cost_usd,
             cost_source: self.cost_source,
             duration_ms: self.duration_ms,
@@ -559,7 +572,12 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
             status,
             usage,
             cost_usd,
-            cost_source: source_from(flags >> SRC_SHIFT)?,
+            cost_source: source_from((flags >> SRC_SHIFT) & SRC_MASK)?,
+            usage_source: if flags & F_ESTIMATED != 0 {
+                UsageSource::Estimated
+            } else {
+                UsageSource::Provider
+            },
             duration_ms,
             ttft_ms,
             user_path,

@@ -42,6 +42,7 @@ fn rec(id: &str, ts: u64) -> UsageRecord {
             cache_write_tokens: 0,
             reasoning_tokens: 12,
         },
+        usage_source: switchyard_filters::stream::UsageSource::Estimated,
         cost_usd: Some(0.000_123_4),
         cost_source: CostSource::Config,
         duration_ms: 812,

@@ -80,6 +80,7 @@ pub fn record(i: u64, ts_ms: u64) -> UsageRecord {
             cache_write_tokens: 0,
             reasoning_tokens: if m.is_multiple_of(4) { output / 3 } else { 0 },
         },
+        usage_source: switchyard_filters::stream::UsageSource::Provider,
         cost_usd: if unknown { None } else { Some(cost) },
         cost_source: if unknown {
             CostSource::Unknown

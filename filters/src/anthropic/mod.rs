@@ -15,8 +15,8 @@ pub use request::{decode_map, decode_request, encode_request, DEFAULT_MAX_TOKENS
 pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 
-use crate::codec::jv;
 use crate::ir::StopReason;
+use crate::jv;
 use crate::usage::Usage;
 use serde_json::{json, Value};
 
@@ -87,7 +87,7 @@ pub fn usage_to_anthropic(u: &Usage) -> Value {
 
 /// The Anthropic-facing message id: the gateway's if given, else the
 /// upstream's, prefixed `msg_` when it has another shape.
-pub(crate) fn message_id(upstream: &str, opts: &crate::codec::ResponseOptions) -> String {
+pub(crate) fn message_id(upstream: &str, opts: &crate::ir::ResponseOptions) -> String {
     match &opts.id {
         Some(id) => id.clone(),
         None if upstream.starts_with("msg_") => upstream.to_string(),

@@ -1,11 +1,11 @@
 //! Anthropic Messages request ⇄ IR.
 
-use crate::codec::jv;
-use crate::codec::CodecError;
+use crate::ir::CodecError;
 use crate::ir::{
     ChatRequest, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
     ToolResult, WireDialect,
 };
+use crate::jv;
 use serde_json::{json, Map, Value};
 
 /// `max_tokens` sent to Anthropic when the caller gave none (Anthropic

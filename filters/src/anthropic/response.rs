@@ -4,8 +4,8 @@ use super::{
     args_to_input, message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_from_anthropic,
     usage_to_anthropic,
 };
-use crate::codec::{CodecError, ResponseOptions};
 use crate::ir::{ChatResponse, Part, ToolCall};
+use crate::ir::{CodecError, ResponseOptions};
 use serde_json::{json, Value};
 
 /// Decodes a non-streamed Anthropic message.

@@ -3,8 +3,8 @@
 use super::{
     message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_from_anthropic, usage_to_anthropic,
 };
-use crate::codec::ResponseOptions;
 use crate::error::render_anthropic;
+use crate::ir::ResponseOptions;
 use crate::ir::{upstream_error, StopReason, StreamEvent};
 use crate::sse::{write_event, SseEvent};
 use crate::usage::Usage;

@@ -1,7 +1,7 @@
 //! OpenAI `/v1/embeddings` ⇄ Gemini `batchEmbedContents`.
 
-use crate::codec::jv;
-use crate::codec::CodecError;
+use crate::ir::CodecError;
+use crate::jv;
 use crate::usage::Usage;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -26,8 +26,15 @@ pub struct EmbeddingsMeta {
 /// string or an array of strings; token-id inputs cannot be translated and
 /// are rejected with `param: input`. `dimensions` → `outputDimensionality`.
 pub fn embeddings_request(body: &[u8], upstream_model: &str) -> Result<(Vec<u8>, EmbeddingsMeta), CodecError> {
-    let m = jv::parse_object(body)?;
-    let caller_model = jv::req_str(&m, "model", "model")?.to_string();
+    embeddings_request_map(&jv::parse_object(body)?, upstream_model)
+}
+
+/// [`embeddings_request`] from the already-parsed top-level fields.
+pub fn embeddings_request_map(
+    m: &serde_json::Map<String, Value>,
+    upstream_model: &str,
+) -> Result<(Vec<u8>, EmbeddingsMeta), CodecError> {
+    let caller_model = jv::req_str(m, "model", "model")?.to_string();
     let inputs: Vec<String> = match m.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) if !a.is_empty() => a
@@ -48,7 +55,7 @@ pub fn embeddings_request(body: &[u8], upstream_model: &str) -> Result<(Vec<u8>,
             ))
         }
     };
-    let base64 = match jv::opt_str(&m, "encoding_format", "encoding_format")?.as_deref() {
+    let base64 = match jv::opt_str(m, "encoding_format", "encoding_format")?.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(_) => {
@@ -58,7 +65,7 @@ pub fn embeddings_request(body: &[u8], upstream_model: &str) -> Result<(Vec<u8>,
             ))
         }
     };
-    let dims = jv::opt_u32(&m, "dimensions", "dimensions")?;
+    let dims = jv::opt_u32(m, "dimensions", "dimensions")?;
     let model_path = if upstream_model.starts_with("models/") {
         upstream_model.to_string()
     } else {

@@ -19,13 +19,13 @@ mod request;
 mod response;
 mod stream;
 
-pub use embeddings::{embeddings_request, embeddings_response, EmbeddingsMeta};
+pub use embeddings::{embeddings_request, embeddings_request_map, embeddings_response, EmbeddingsMeta};
 pub use request::{clean_schema, decode_map, decode_request, encode_request};
 pub use response::decode_response;
 pub use stream::StreamDecoder;
 
-use crate::codec::jv;
 use crate::ir::StopReason;
+use crate::jv;
 use crate::openai::sanitize_id;
 use crate::usage::Usage;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,12 +1,12 @@
 //! IR → Gemini `generateContent` request (and a tolerant reverse for tooling).
 
 use super::{signature_from_id, SKIP_SIGNATURE};
-use crate::codec::jv;
-use crate::codec::CodecError;
+use crate::ir::CodecError;
 use crate::ir::{
     ChatRequest, Effort, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice, ToolResult, WireDialect,
 };
+use crate::jv;
 use serde_json::{json, Map, Value};
 
 /// Schema keywords Gemini's `Schema` object understands; everything else

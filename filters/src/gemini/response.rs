@@ -1,7 +1,7 @@
 //! Gemini `GenerateContentResponse` → IR.
 
 use super::{stop_reason_from_gemini, tool_call_id, usage_from_gemini};
-use crate::codec::CodecError;
+use crate::ir::CodecError;
 use crate::ir::{ChatResponse, Part, StopReason, ToolCall};
 use serde_json::Value;
 

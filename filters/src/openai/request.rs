@@ -1,11 +1,11 @@
 //! OpenAI chat completions request ⇄ IR.
 
-use crate::codec::jv;
-use crate::codec::CodecError;
+use crate::ir::CodecError;
 use crate::ir::{
     ChatRequest, Effort, Extra, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice, ToolResult, WireDialect,
 };
+use crate::jv;
 use serde_json::{json, Map, Value};
 
 /// Top-level fields the IR models; everything else goes to `extra`.

@@ -1,8 +1,8 @@
 //! OpenAI `chat.completion` response ⇄ IR.
 
 use super::{stop_reason_to_openai, usage_to_openai};
-use crate::codec::{CodecError, ResponseOptions};
 use crate::ir::{ChatResponse, Part, StopReason, ToolCall};
+use crate::ir::{CodecError, ResponseOptions};
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 

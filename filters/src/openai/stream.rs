@@ -2,8 +2,8 @@
 
 use super::response::openai_id;
 use super::{stop_reason_to_openai, usage_to_openai};
-use crate::codec::ResponseOptions;
 use crate::error::render_openai;
+use crate::ir::ResponseOptions;
 use crate::ir::{upstream_error, StopReason, StreamEvent};
 use crate::sse::{write_event, SseEvent};
 use crate::usage::Usage;

@@ -522,7 +522,7 @@ mod tests {
             crate::ir::WireDialect::OpenAi,
             crate::error::Dialect::OpenAi,
             "p",
-            crate::codec::ResponseOptions::default(),
+            crate::ir::ResponseOptions::default(),
         ));
         let mut out = Vec::new();
         let ev = format!("data: {{\"choices\":{}}}\n\n", &deep[21..deep.len() - 1]);

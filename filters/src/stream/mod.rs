@@ -28,9 +28,9 @@ mod anthropic;
 mod openai;
 mod translate;
 
-use crate::codec::ResponseOptions;
 use crate::error::{Dialect, ErrorInfo};
 use crate::estimate;
+use crate::ir::ResponseOptions;
 use crate::ir::WireDialect;
 use crate::usage::Usage;
 use std::fmt;

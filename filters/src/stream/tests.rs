@@ -2,7 +2,7 @@
 //! invariance for every dialect pair live in `filters/tests/`.)
 
 use super::*;
-use crate::codec::ResponseOptions;
+use crate::ir::ResponseOptions;
 use serde_json::{json, Value};
 
 const PROVIDER: &str = "mock-east";

@@ -9,8 +9,8 @@
 //! estimate in `message_start` and the estimate of both counts at the end.
 
 use super::{Step, StreamFailure};
-use crate::codec::ResponseOptions;
 use crate::error::{Dialect, ErrorInfo};
+use crate::ir::ResponseOptions;
 use crate::ir::{StreamEvent, WireDialect};
 use crate::sse::{SseDecoder, SseItem};
 use crate::usage::Usage;

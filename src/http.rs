@@ -1,0 +1,168 @@
+//! Reading request bodies from and writing responses to a Pingora session,
+//! for the pipeline and the admin API alike. Every write goes through here,
+//! so the request summary always knows the status and bytes sent, and the
+//! audit capture sees exactly what the caller received.
+
+use crate::error::GatewayError;
+use crate::summary::RequestSummary;
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+/// How much of an oversized body is read and discarded so the client sees
+/// the 413 instead of a reset; beyond it the connection is closed.
+const DRAIN_CAP: usize = 16 * 1024 * 1024;
+
+/// Reads the whole request body, refusing more than `limit` bytes.
+pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        drain_body(session, DRAIN_CAP).await;
+        return Err(GatewayError::BodyTooLarge(limit));
+    }
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    drain_body(session, DRAIN_CAP).await;
+                    return Err(GatewayError::BodyTooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                return Err(GatewayError::InvalidRequest {
+                    message: format!("could not read the request body: {}", e.etype().as_str()),
+                    param: None,
+                })
+            }
+        }
+    }
+}
+
+/// Reads and discards an unread body so the connection stays reusable
+/// (answering with a body unread makes Pingora close the connection).
+pub async fn drain_body(session: &mut Session, limit: usize) {
+    let mut seen = 0usize;
+    while let Ok(Some(c)) = session.read_request_body().await {
+        seen += c.len();
+        if seen > limit {
+            session.set_keepalive(None);
+            return;
+        }
+    }
+}
+
+/// During a graceful stop or upgrade, answers with `Connection: close` so
+/// keep-alive clients open their next request on a new connection (served
+/// by the new process) instead of racing the old one closing this one.
+pub fn close_if_shutting_down(session: &mut Session) {
+    if session.is_process_shutting_down() {
+        session.set_keepalive(None);
+    }
+}
+
+/// Writes a complete response with a JSON (or `headers`' content-type) body.
+pub async fn respond(
+    session: &mut Session,
+    s: &mut RequestSummary,
+    status: u16,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) {
+    let Ok(mut resp) = ResponseHeader::build(status, Some(4 + headers.len())) else {
+        return;
+    };
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        let _ = resp.insert_header("content-type", "application/json");
+    }
+    let _ = resp.insert_header("content-length", body.len().to_string());
+    let _ = resp.insert_header("x-request-id", s.request_id.as_str());
+    for (k, v) in headers {
+        let _ = resp.append_header(k.clone(), v.as_str());
+    }
+    s.status = status;
+    s.bytes_out = body.len();
+    if let Some(c) = s.capture.as_mut() {
+        c.response_bytes(&body);
+    }
+    close_if_shutting_down(session);
+    let head_only = session.req_header().method == http::Method::HEAD;
+    if session.write_response_header(Box::new(resp), head_only).await.is_err() {
+        s.client_gone = true;
+        return;
+    }
+    if !head_only
+        && session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await
+            .is_err()
+    {
+        s.client_gone = true;
+    }
+}
+
+/// Writes `e` in the caller's dialect with its status (and `Allow` on 405).
+pub async fn respond_error(
+    session: &mut Session,
+    s: &mut RequestSummary,
+    e: &GatewayError,
+    headers: &[(String, String)],
+) {
+    let mut hs = headers.to_vec();
+    if let GatewayError::MethodNotAllowed { path, .. } = e {
+        let allow = match crate::endpoint::Endpoint::classify("GET", path) {
+            Ok(ep) => ep.allow(),
+            Err(_) => "POST",
+        };
+        hs.push(("allow".into(), allow.into()));
+    }
+    let body = e.body(s.dialect);
+    respond(session, s, e.status(), body, &hs).await;
+}
+
+/// Starts a `text/event-stream` response (status 200, chunked).
+pub async fn start_event_stream(session: &mut Session, s: &mut RequestSummary, headers: &[(String, String)]) -> bool {
+    let Ok(mut resp) = ResponseHeader::build(200, Some(5 + headers.len())) else {
+        return false;
+    };
+    let _ = resp.insert_header("content-type", "text/event-stream");
+    let _ = resp.insert_header("cache-control", "no-cache");
+    let _ = resp.insert_header("transfer-encoding", "chunked");
+    let _ = resp.insert_header("x-request-id", s.request_id.as_str());
+    for (k, v) in headers {
+        let _ = resp.append_header(k.clone(), v.as_str());
+    }
+    s.status = 200;
+    close_if_shutting_down(session);
+    if session.write_response_header(Box::new(resp), false).await.is_err() {
+        s.client_gone = true;
+        return false;
+    }
+    true
+}
+
+/// Writes one piece of a streamed body in one write (`end` finishes it).
+/// `false` when the client went away.
+pub async fn write_stream_chunk(session: &mut Session, s: &mut RequestSummary, out: &[u8], end: bool) -> bool {
+    if out.is_empty() && !end {
+        return true;
+    }
+    s.bytes_out += out.len();
+    if let Some(c) = s.capture.as_mut() {
+        c.response_bytes(out);
+    }
+    let data = (!out.is_empty()).then(|| Bytes::copy_from_slice(out));
+    if session.write_response_body(data, end).await.is_err() {
+        s.client_gone = true;
+        session.set_keepalive(None);
+        return false;
+    }
+    true
+}

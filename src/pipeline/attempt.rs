@@ -1,0 +1,261 @@
+//! The attempt loop: for each planned target, encode the request for that
+//! provider (the only serialisation on the path), send it, and either return
+//! the exchange as the response source or record why the attempt failed and
+//! decide whether another target may try. Nothing has reached the caller
+//! while this runs, so any failure here can still be retried elsewhere.
+
+use super::plan::{Plan, Target};
+use super::request::{Call, Request};
+use super::Failure;
+use crate::error::GatewayError;
+use crate::policy::Answer;
+use crate::providers::{request_head, Operation, Provider};
+use crate::state::Gateway;
+use crate::summary::{Attempt, RequestSummary, Served};
+use crate::upstream::Exchange;
+use bytes::Bytes;
+use pingora_http::RequestHeader;
+use std::sync::Arc;
+use std::time::Instant;
+use switchyard_filters::codec::{encode_request, fields_map};
+use switchyard_filters::error::{upstream_error_message, Dialect};
+use switchyard_filters::estimate::input_tokens;
+use switchyard_filters::gemini::{embeddings_request_map, EmbeddingsMeta};
+use switchyard_filters::ir::WireDialect;
+use switchyard_filters::passthrough::{rewrite_chat, EmbeddingEncoding};
+use switchyard_filters::stream::InputEstimate;
+
+/// Largest upstream error body read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// How the provider's answer becomes the caller's.
+#[derive(Debug)]
+pub enum Reply {
+    /// Chat in any dialect pair, streamed or not.
+    Chat {
+        /// The provider's dialect.
+        upstream: WireDialect,
+        /// The caller's dialect.
+        caller: Dialect,
+        /// The caller asked for a stream.
+        stream: bool,
+        /// OpenAI callers: they asked for the usage chunk.
+        include_usage: bool,
+        /// Input tokens, for when the provider reports no usage.
+        input: InputEstimate,
+    },
+    /// OpenAI-compatible embeddings, in the encoding the caller expects.
+    Embeddings {
+        /// `encoding_format` asked for.
+        encoding: EmbeddingEncoding,
+    },
+    /// Gemini `batchEmbedContents`, translated back.
+    GeminiEmbeddings {
+        /// What the response side needs.
+        meta: EmbeddingsMeta,
+    },
+    /// Anthropic `count_tokens`, passed through.
+    CountTokens,
+}
+
+/// Where the response comes from.
+// Built once per request and moved once: boxing the exchange would only add
+// an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Source {
+    /// A provider answered 2xx; its body is still unread.
+    Upstream {
+        /// The exchange in progress.
+        exchange: Exchange,
+        /// Who answered.
+        provider: Arc<Provider>,
+        /// How to turn it into the caller's answer.
+        reply: Reply,
+    },
+    /// The gateway answers itself.
+    Local(Answer),
+}
+
+/// A request ready to send to one target.
+struct Outbound {
+    head: RequestHeader,
+    body: Bytes,
+    reply: Reply,
+}
+
+/// Walks the plan until a target answers 2xx.
+pub async fn run(
+    g: &Gateway,
+    plan: Plan,
+    request: &mut Request<'_>,
+    s: &mut RequestSummary,
+) -> Result<Source, Failure> {
+    let targets = match plan {
+        Plan::Local { target, answer } => {
+            s.served = Some(served(&target));
+            return Ok(Source::Local(answer));
+        }
+        Plan::Upstream(targets) => targets,
+    };
+    let mut last: Option<Failure> = None;
+    for target in targets {
+        s.served = Some(served(&target));
+        // A request this provider cannot take fails the same everywhere.
+        let out = encode(request, &target)?;
+        let started = Instant::now();
+        let provider = target.provider.clone();
+        let failure = match g.upstream.send(&provider, out.head, out.body).await {
+            Ok(exchange) if exchange.status() < 300 => {
+                s.attempts
+                    .push(attempt(&target, Some(exchange.status()), None, started));
+                return Ok(Source::Upstream {
+                    exchange,
+                    provider,
+                    reply: out.reply,
+                });
+            }
+            Ok(exchange) => {
+                let status = exchange.status();
+                let f = upstream_failure(g, &provider, exchange).await;
+                s.attempts
+                    .push(attempt(&target, Some(status), Some(f.error.kind()), started));
+                f
+            }
+            Err(e) => {
+                s.attempts.push(attempt(&target, None, Some(e.kind()), started));
+                Failure::from(e)
+            }
+        };
+        let retryable = failure.retryable();
+        last = Some(failure);
+        if !retryable {
+            break;
+        }
+    }
+    Err(last.unwrap_or_else(|| Failure::from(GatewayError::ModelNotFound(request.model.clone()))))
+}
+
+fn served(t: &Target) -> Served {
+    Served {
+        provider: t.provider.name.clone(),
+        family: t.provider.family.name,
+        upstream_model: t.upstream_model.clone(),
+    }
+}
+
+fn attempt(t: &Target, status: Option<u16>, error: Option<&'static str>, started: Instant) -> Attempt {
+    Attempt {
+        provider: t.provider.name.clone(),
+        upstream_model: t.upstream_model.clone(),
+        status,
+        error,
+        duration: started.elapsed(),
+    }
+}
+
+/// The request in the target's dialect, with its head.
+fn encode(r: &mut Request<'_>, t: &Target) -> Result<Outbound, GatewayError> {
+    let p = &t.provider;
+    let model = t.upstream_model.as_str();
+    let wire = p.wire();
+    let (op, body, reply) = match r.call {
+        Call::Chat | Call::Messages if WireDialect::from(r.dialect()) == wire => {
+            if r.call == Call::Chat {
+                rewrite_chat(&mut r.obj, model, r.stream)?;
+            } else {
+                r.obj.set_raw("model", model_json(model)?);
+            }
+            let reply = Reply::Chat {
+                upstream: wire,
+                caller: r.dialect(),
+                stream: r.stream,
+                include_usage: r.include_usage,
+                input: InputEstimate::Request {
+                    dialect: wire,
+                    body: r.body.clone(),
+                },
+            };
+            (Operation::Chat { stream: r.stream }, r.obj.to_vec(), reply)
+        }
+        Call::Chat | Call::Messages => {
+            let caller = r.dialect();
+            let (stream, include_usage) = (r.stream, r.include_usage);
+            let ir = r.ir_mut()?;
+            let caller_model = std::mem::replace(&mut ir.model, model.to_string());
+            let encoded = encode_request(wire, ir);
+            let estimate = input_tokens(ir);
+            ir.model = caller_model;
+            let reply = Reply::Chat {
+                upstream: wire,
+                caller,
+                stream,
+                include_usage: caller == Dialect::OpenAi && include_usage,
+                input: InputEstimate::Tokens(estimate),
+            };
+            (Operation::Chat { stream }, encoded?, reply)
+        }
+        Call::CountTokens => {
+            r.obj.set_raw("model", model_json(model)?);
+            (Operation::CountTokens, r.obj.to_vec(), Reply::CountTokens)
+        }
+        Call::Embeddings if wire == WireDialect::Gemini => {
+            let (body, meta) = embeddings_request_map(&fields_map(&r.obj)?, model)?;
+            (Operation::Embeddings, body, Reply::GeminiEmbeddings { meta })
+        }
+        Call::Embeddings => {
+            r.obj.set_raw("model", model_json(model)?);
+            let reply = Reply::Embeddings { encoding: r.encoding };
+            (Operation::Embeddings, r.obj.to_vec(), reply)
+        }
+    };
+    let stream = matches!(op, Operation::Chat { stream: true });
+    let path = p.path(op, model);
+    let head = request_head(p, "POST", &path, body.len(), stream, &r.caller_headers).map_err(|e| {
+        GatewayError::UpstreamProtocol {
+            provider: p.name.clone(),
+            detail: e.0,
+        }
+    })?;
+    Ok(Outbound {
+        head,
+        body: Bytes::from(body),
+        reply,
+    })
+}
+
+fn model_json(model: &str) -> Result<Box<serde_json::value::RawValue>, GatewayError> {
+    serde_json::value::to_raw_value(model).map_err(|e| GatewayError::InvalidRequest {
+        message: format!("model name cannot be encoded: {e}"),
+        param: Some("model".into()),
+    })
+}
+
+/// Turns an upstream error status into the caller's error (401/403 → 502:
+/// it is the gateway's credential that failed, not the caller's), keeping
+/// the headers a caller acts on (`retry-after`, rate limits).
+async fn upstream_failure(g: &Gateway, p: &Provider, mut ex: Exchange) -> Failure {
+    let status = ex.status();
+    let headers = ex.passthrough_headers();
+    let body = ex.read_all(MAX_ERROR_BODY).await.unwrap_or_default();
+    g.upstream.release(ex).await;
+    let message = upstream_error_message(&body);
+    let error = if status == 401 || status == 403 {
+        GatewayError::UpstreamAuth {
+            provider: p.name.clone(),
+            status,
+            message,
+        }
+    } else if (400..600).contains(&status) {
+        GatewayError::UpstreamStatus {
+            provider: p.name.clone(),
+            status,
+            message,
+        }
+    } else {
+        GatewayError::UpstreamProtocol {
+            provider: p.name.clone(),
+            detail: format!("unexpected status {status}"),
+        }
+    };
+    Failure { error, headers }
+}

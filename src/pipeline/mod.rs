@@ -1,0 +1,184 @@
+//! The request lifecycle, top to bottom. [`run`] is the whole story of a
+//! request; each step is one module:
+//!
+//! ```text
+//! endpoint   classify method + path; answer locally what needs no upstream
+//! principal  who is calling (typed); 401 in the caller's dialect
+//! body       read the bounded body once
+//! request    decode the caller's dialect once (the head; fields kept raw)
+//! policy     ordered stages: pass, reject, or answer (empty today)
+//! plan       ordered attempts: provider + upstream model (or a local answer)
+//! attempt    encode for the target, send; on failure, maybe the next target
+//! respond    whole body or stream, in the caller's dialect
+//! record     (Pingora's logging phase) one summary to every sink
+//! ```
+//!
+//! Why the pipeline answers inside `request_filter` instead of using
+//! Pingora's proxy phases: Pingora picks the upstream before the body is
+//! read and replays a pre-read body only through a 64 KiB buffer, while an
+//! LLM request is routed by a field inside a body that is often megabytes
+//! (see `upstream.rs`).
+
+mod attempt;
+mod local;
+mod plan;
+pub mod record;
+mod request;
+mod respond;
+
+use crate::endpoint::Endpoint;
+use crate::error::GatewayError;
+use crate::http;
+use crate::policy::{Subject, Verdict};
+use crate::principal::authenticate;
+use crate::state::Gateway;
+use crate::summary::{Capture, RequestSummary};
+use pingora_proxy::Session;
+use request::Request;
+
+/// A failure before anything was sent: the error and the headers to answer
+/// it with (a provider's `retry-after` and rate-limit headers).
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: GatewayError,
+    /// Headers for the caller.
+    pub headers: Vec<(String, String)>,
+}
+
+impl From<GatewayError> for Failure {
+    fn from(error: GatewayError) -> Self {
+        Failure {
+            error,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl Failure {
+    /// Whether another target could succeed where this attempt failed: the
+    /// provider was unreachable, slow, overloaded or failing — not a request
+    /// the provider refused as invalid.
+    pub fn retryable(&self) -> bool {
+        match &self.error {
+            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamTimeout { .. } => true,
+            GatewayError::UpstreamStatus { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504 | 529),
+            _ => false,
+        }
+    }
+}
+
+/// Serves one request; whatever happens, the caller gets an answer in its
+/// dialect and the summary says what happened.
+pub async fn run(g: &Gateway, session: &mut Session, s: &mut RequestSummary) {
+    if let Err(f) = lifecycle(g, session, s).await {
+        if s.status == 0 {
+            http::respond_error(session, s, &f.error, &f.headers).await;
+        }
+        s.error = Some(f.error);
+    }
+}
+
+async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -> Result<(), Failure> {
+    let snap = g.live.snapshot();
+
+    // Endpoint.
+    let (method, path) = {
+        let h = session.req_header();
+        (h.method.as_str().to_owned(), h.uri.path().to_owned())
+    };
+    s.dialect = Endpoint::dialect_of_path(&path);
+    let endpoint = match Endpoint::classify(&method, &path) {
+        Ok(e) => e,
+        Err(e) => {
+            http::drain_body(session, snap.max_body_bytes).await;
+            return Err(e.into());
+        }
+    };
+    s.endpoint = Some(endpoint);
+    s.dialect = endpoint.dialect();
+    match endpoint {
+        Endpoint::Health | Endpoint::Ready | Endpoint::Metrics => {
+            http::drain_body(session, snap.max_body_bytes).await;
+            return local::probe(g, session, s, endpoint).await;
+        }
+        Endpoint::Admin => return crate::admin::serve::serve(g, session, s).await.map_err(Failure::from),
+        Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {}
+    }
+
+    // Principal.
+    let principal = match authenticate(&session.req_header().headers, snap.master_key.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            http::drain_body(session, snap.max_body_bytes).await;
+            return Err(e.into());
+        }
+    };
+    s.principal = Some(principal);
+    if endpoint == Endpoint::Models {
+        local::models(g, session, s).await;
+        return Ok(());
+    }
+    attribute(session, s)?;
+
+    // Body, read once.
+    let body = http::read_body(session, snap.max_body_bytes).await?;
+    s.bytes_in = body.len();
+    if snap.audit_bodies {
+        s.capture = Some(Capture::of_request(&body));
+    }
+
+    // The caller's request, decoded once.
+    let mut request = Request::decode(endpoint, &body, &session.req_header().headers)?;
+    s.model = Some(request.model.clone());
+
+    // Policy stages.
+    let principal = s.principal.clone().unwrap_or(crate::principal::Principal::Anonymous);
+    let subject = Subject {
+        endpoint,
+        principal: &principal,
+        model: &request.model,
+        user_path: &s.user_path,
+        stream: request.stream,
+        body_len: body.len(),
+    };
+    match g.policy.check(&subject).await {
+        Verdict::Pass => {}
+        Verdict::Reject(e) => return Err(e.into()),
+        Verdict::Answer(a) => {
+            http::respond(session, s, a.status, a.body, &a.headers).await;
+            return Ok(());
+        }
+    }
+
+    // Plan, attempts, response.
+    let plan = plan::build(&snap, &g.live.discovered(), &g.live.overrides(), &mut request)?;
+    let source = attempt::run(g, plan, &mut request, s).await?;
+    respond::send(g, session, s, source).await
+}
+
+/// Validates the attribution headers (400 naming the header if bad).
+fn attribute(session: &Session, s: &mut RequestSummary) -> Result<(), GatewayError> {
+    use switchyard_filters::attribution::{parse_tags, parse_user_path};
+    let h = &session.req_header().headers;
+    let text = |name: &str| -> Result<Option<&str>, GatewayError> {
+        match h.get(name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(Some).map_err(|_| GatewayError::InvalidRequest {
+                message: format!("header {name} must be visible ASCII"),
+                param: Some(name.to_string()),
+            }),
+        }
+    };
+    let bad = |e: switchyard_filters::attribution::AttributionError| GatewayError::InvalidRequest {
+        message: e.to_string(),
+        param: Some(e.header().to_string()),
+    };
+    if let Some(p) = text("x-switchyard-user-path")? {
+        s.user_path = parse_user_path(p).map_err(bad)?;
+    }
+    if let Some(t) = text("x-switchyard-tags")? {
+        s.tags = parse_tags(t).map_err(bad)?;
+    }
+    Ok(())
+}

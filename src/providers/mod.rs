@@ -1,0 +1,499 @@
+//! Everything the gateway knows about a provider, in one place per family.
+//!
+//! A [`Family`] is one provider type (`openai`, `groq`, `anthropic`, …): its
+//! environment prefixes, default base URL, credential header, wire dialect,
+//! capabilities, and an [`Adapter`] that owns the paths and headers of each
+//! [`Operation`] and how its model list reads. A [`Provider`] is one
+//! configured instance of a family (`openai-east`).
+//!
+//! * An OpenAI-compatible provider is one row in [`openai::FAMILIES`].
+//! * A provider with its own URL scheme but an existing dialect is one
+//!   adapter file (see [`azure`]).
+//! * A new dialect is one adapter file here plus one codec in
+//!   `switchyard_filters` (see [`anthropic`], [`gemini`]).
+
+pub mod anthropic;
+pub mod azure;
+pub mod gemini;
+pub mod openai;
+
+use crate::secret::Secret;
+use pingora_http::RequestHeader;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use switchyard_filters::ir::WireDialect;
+
+/// How the provider credential is sent upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>` (OpenAI family).
+    Bearer,
+    /// `api-key: <key>` (Azure OpenAI).
+    ApiKeyHeader,
+    /// `x-api-key: <key>` (Anthropic).
+    XApiKey,
+    /// `x-goog-api-key: <key>` (Gemini).
+    GoogApiKey,
+}
+
+impl AuthStyle {
+    /// The header that carries `key` in this style.
+    pub fn header(self, key: &str) -> (&'static str, String) {
+        match self {
+            AuthStyle::Bearer => ("authorization", format!("Bearer {key}")),
+            AuthStyle::ApiKeyHeader => ("api-key", key.to_string()),
+            AuthStyle::XApiKey => ("x-api-key", key.to_string()),
+            AuthStyle::GoogApiKey => ("x-goog-api-key", key.to_string()),
+        }
+    }
+}
+
+/// What a family serves, so the gateway can refuse clearly (or pick another
+/// path) instead of sending a request the provider does not understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// An embeddings endpoint.
+    pub embeddings: bool,
+    /// A native token-counting endpoint.
+    pub count_tokens: bool,
+    /// The OpenAI Responses API, natively.
+    pub responses: bool,
+    /// A batch API.
+    pub batches: bool,
+    /// A files API.
+    pub files: bool,
+}
+
+/// An upstream operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Chat completions / messages / generateContent.
+    Chat {
+        /// A streamed response is wanted.
+        stream: bool,
+    },
+    /// Embeddings.
+    Embeddings,
+    /// Native token counting.
+    CountTokens,
+    /// Model listing (background discovery).
+    Models,
+}
+
+/// The per-family behaviour: how each operation is addressed, which caller
+/// headers the provider understands, how its model list reads.
+pub trait Adapter: Sync + fmt::Debug {
+    /// Path (and query) of `op` for `model` at instance `p`.
+    fn path(&self, p: &Provider, op: Operation, model: &str) -> String;
+
+    /// Family-specific request headers; `caller` holds the caller headers
+    /// the gateway keeps for providers that understand them.
+    fn headers(&self, _caller: &CallerHeaders, _out: &mut Vec<(&'static str, String)>) {}
+
+    /// Whether the instance can list its models (background discovery).
+    fn lists_models(&self, _p: &Provider) -> bool {
+        true
+    }
+
+    /// The model ids in a `Models` response body.
+    fn parse_models(&self, body: &[u8]) -> Result<HashSet<String>, String> {
+        openai::parse_model_list(body)
+    }
+}
+
+/// Static facts about a provider type.
+#[derive(Debug)]
+pub struct Family {
+    /// Name used in config `type:` and as the default instance name.
+    pub name: &'static str,
+    /// Environment prefixes (`OPENAI` → `OPENAI_API_KEY`); the longest match wins.
+    pub env_prefixes: &'static [&'static str],
+    /// Default base URL (SDK convention, `/v1` included where the SDK has it).
+    pub default_base_url: Option<&'static str>,
+    /// Path appended to a base URL given without one: `/v1` for local
+    /// OpenAI-compatible servers (users write `http://localhost:11434`),
+    /// `/v1beta` for Gemini.
+    pub bare_url_path: Option<&'static str>,
+    /// Whether an API key is optional (local servers).
+    pub key_optional: bool,
+    /// Credential header style.
+    pub auth: AuthStyle,
+    /// The wire dialect its chat endpoint speaks.
+    pub wire: WireDialect,
+    /// What it serves.
+    pub capabilities: Capabilities,
+    /// Paths, headers, model lists.
+    pub adapter: &'static dyn Adapter,
+}
+
+impl Family {
+    /// Every family, in the order environment providers are listed.
+    pub fn all() -> impl Iterator<Item = &'static Family> {
+        openai::FAMILIES
+            .iter()
+            .take(1)
+            .chain(std::iter::once(&azure::FAMILY))
+            .chain(openai::FAMILIES.iter().skip(1))
+            .chain([&anthropic::FAMILY, &gemini::FAMILY])
+    }
+
+    /// The family named `name` (config `type:`).
+    pub fn by_name(name: &str) -> Option<&'static Family> {
+        Family::all().find(|f| f.name == name)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Family {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// A parsed upstream base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// https?
+    pub tls: bool,
+    /// Host name or IP literal (no brackets).
+    pub host: String,
+    /// Port (default 443/80).
+    pub port: u16,
+    /// Path prefix without trailing slash (`/v1`, `/openai/v1`, ``).
+    pub path: String,
+    /// Value for the `Host` header.
+    pub host_header: String,
+}
+
+impl BaseUrl {
+    /// Parses `http(s)://host[:port][/path]`.
+    pub fn parse(s: &str) -> Result<BaseUrl, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("`{s}` must start with http:// or https://"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+            return Err(format!(
+                "`{s}` is not a plain base URL (no credentials, query or fragment)"
+            ));
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let Some((h, after)) = v6.split_once(']') else {
+                return Err(format!("`{s}`: unterminated IPv6 literal"));
+            };
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| format!("`{s}`: bad port"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(format!("`{s}`: bad authority")),
+            };
+            (h.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("`{s}`: bad port `{p}`"))?),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}`: empty host"));
+        }
+        let host_header = if port == default_port {
+            authority
+                .rsplit_once(':')
+                .filter(|_| !authority.ends_with(']'))
+                .map_or(authority, |(h, _)| h)
+                .to_string()
+        } else {
+            authority.to_string()
+        };
+        Ok(BaseUrl {
+            tls,
+            host,
+            port,
+            path: path.trim_end_matches('/').to_string(),
+            host_header,
+        })
+    }
+
+    /// `scheme://host:port/path`, for display.
+    pub fn display(&self) -> String {
+        format!(
+            "{}://{}:{}{}",
+            if self.tls { "https" } else { "http" },
+            self.host,
+            self.port,
+            self.path
+        )
+    }
+}
+
+/// A configured provider instance.
+#[derive(Debug)]
+pub struct Provider {
+    /// Instance name (`openai`, `openai-east`).
+    pub name: String,
+    /// Its type.
+    pub family: &'static Family,
+    /// Where it lives.
+    pub base: BaseUrl,
+    /// Credentials used in rotation (may be empty for local servers).
+    pub keys: Vec<Secret>,
+    next_key: AtomicUsize,
+    /// Models configured explicitly (`_MODELS` / `models:`).
+    pub models: Vec<String>,
+    /// Extra headers sent on every upstream request.
+    pub headers: Vec<(String, String)>,
+    /// Azure `api-version` (deployment-style URLs).
+    pub api_version: Option<String>,
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Per-read timeout (long: reasoning models pause for minutes).
+    pub read_timeout: Duration,
+    /// Whether to fetch `/models` in the background.
+    pub discover_models: bool,
+}
+
+/// The settings of an instance, as the config resolved them.
+#[derive(Debug)]
+pub struct ProviderSettings {
+    /// Instance name.
+    pub name: String,
+    /// Its type.
+    pub family: &'static Family,
+    /// Where it lives.
+    pub base: BaseUrl,
+    /// Credentials in rotation order.
+    pub keys: Vec<Secret>,
+    /// Explicit model list.
+    pub models: Vec<String>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Azure `api-version`.
+    pub api_version: Option<String>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Per-read timeout.
+    pub read_timeout: Duration,
+    /// Background model discovery.
+    pub discover_models: bool,
+}
+
+impl Provider {
+    /// An instance from resolved settings.
+    pub fn new(s: ProviderSettings) -> Provider {
+        Provider {
+            name: s.name,
+            family: s.family,
+            base: s.base,
+            keys: s.keys,
+            next_key: AtomicUsize::new(0),
+            models: s.models,
+            headers: s.headers,
+            api_version: s.api_version,
+            connect_timeout: s.connect_timeout,
+            read_timeout: s.read_timeout,
+            discover_models: s.discover_models,
+        }
+    }
+
+    /// The next credential in rotation, if any.
+    pub fn next_key(&self) -> Option<&Secret> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let i = self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len();
+        self.keys.get(i)
+    }
+
+    /// The wire dialect of its chat endpoint.
+    pub fn wire(&self) -> WireDialect {
+        self.family.wire
+    }
+
+    /// Path of `op` for `model`.
+    pub fn path(&self, op: Operation, model: &str) -> String {
+        self.family.adapter.path(self, op, model)
+    }
+
+    /// Whether background discovery should list this instance's models.
+    pub fn lists_models(&self) -> bool {
+        self.discover_models && self.family.adapter.lists_models(self)
+    }
+}
+
+/// Caller headers a provider may understand (Anthropic's `anthropic-version`
+/// and `anthropic-beta`); every other caller header stays behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerHeaders {
+    /// `anthropic-version`, if sent.
+    pub anthropic_version: Option<String>,
+    /// Every `anthropic-beta` value, in order.
+    pub anthropic_beta: Vec<String>,
+}
+
+/// Why an upstream request head could not be built (a configured header
+/// value that is not valid HTTP); never a secret in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadError(pub String);
+
+/// The upstream request head: the provider's credential injected (the
+/// caller's never), the family's headers, the configured extra headers.
+pub fn request_head(
+    p: &Provider,
+    method: &str,
+    path: &str,
+    body_len: usize,
+    stream: bool,
+    caller: &CallerHeaders,
+) -> Result<RequestHeader, HeadError> {
+    let bad = |what: &str| HeadError(format!("could not build the upstream request ({what})"));
+    let mut req = RequestHeader::build(method, path.as_bytes(), Some(8 + p.headers.len())).map_err(|_| bad("path"))?;
+    let mut put = |name: &'static str, value: &str| req.insert_header(name, value).map_err(|_| bad(name));
+    put("host", &p.base.host_header)?;
+    put("user-agent", concat!("switchyard/", env!("CARGO_PKG_VERSION")))?;
+    put(
+        "accept",
+        if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    )?;
+    if method == "POST" {
+        put("content-type", "application/json")?;
+        put("content-length", &body_len.to_string())?;
+    }
+    if let Some(key) = p.next_key() {
+        let (name, value) = p.family.auth.header(key.expose());
+        put(name, &value).map_err(|_| HeadError("could not build the upstream request (credential)".into()))?;
+    }
+    let mut extra = Vec::new();
+    p.family.adapter.headers(caller, &mut extra);
+    for (k, v) in extra {
+        req.append_header(k, v.as_str()).map_err(|_| bad(k))?;
+    }
+    for (k, v) in &p.headers {
+        req.insert_header(k.clone(), v.as_str())
+            .map_err(|_| HeadError(format!("configured header `{k}` of provider `{}` is invalid", p.name)))?;
+    }
+    Ok(req)
+}
+
+/// Percent-encodes one path segment (model names go into Azure and Gemini
+/// URLs).
+pub fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_one_row_and_names_round_trip() {
+        for f in Family::all() {
+            assert_eq!(Family::all().filter(|o| o.name == f.name).count(), 1, "{}", f.name);
+            assert_eq!(Family::by_name(f.name).map(|x| x.name), Some(f.name));
+        }
+        assert!(Family::by_name("nope").is_none());
+    }
+
+    #[test]
+    fn base_urls() {
+        let b = BaseUrl::parse("https://api.x.ai/v1/").expect("ok");
+        assert_eq!(
+            (b.tls, b.host.as_str(), b.port, b.path.as_str(), b.host_header.as_str()),
+            (true, "api.x.ai", 443, "/v1", "api.x.ai")
+        );
+        let b = BaseUrl::parse("http://[::1]:8000").expect("ok");
+        assert_eq!(
+            (b.host.as_str(), b.port, b.host_header.as_str()),
+            ("::1", 8000, "[::1]:8000")
+        );
+        assert!(BaseUrl::parse("localhost:1").is_err());
+        assert!(BaseUrl::parse("http://u:p@h/").is_err());
+    }
+
+    fn provider(family: &'static Family, base: &str) -> Provider {
+        Provider::new(ProviderSettings {
+            name: family.name.to_string(),
+            family,
+            base: BaseUrl::parse(base).expect("url"),
+            keys: vec![Secret::new("sk-test")],
+            models: Vec::new(),
+            headers: vec![("x-extra".into(), "1".into())],
+            api_version: Some("2024-10-21".into()),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            discover_models: true,
+        })
+    }
+
+    #[test]
+    fn each_family_addresses_its_operations() {
+        let oa = provider(&openai::FAMILIES[0], "https://api.openai.com/v1");
+        assert_eq!(
+            oa.path(Operation::Chat { stream: true }, "gpt-4o"),
+            "/v1/chat/completions"
+        );
+        assert_eq!(oa.path(Operation::Models, ""), "/v1/models");
+        let az = provider(&azure::FAMILY, "https://r.openai.azure.com");
+        assert_eq!(
+            az.path(Operation::Embeddings, "my deploy"),
+            "/openai/deployments/my%20deploy/embeddings?api-version=2024-10-21"
+        );
+        assert!(!az.lists_models());
+        let an = provider(&anthropic::FAMILY, "https://api.anthropic.com");
+        assert_eq!(an.path(Operation::CountTokens, "c"), "/v1/messages/count_tokens");
+        let ge = provider(&gemini::FAMILY, "https://generativelanguage.googleapis.com/v1beta");
+        assert_eq!(
+            ge.path(Operation::Chat { stream: true }, "models/gemini-2.5-flash"),
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+    }
+
+    #[test]
+    fn heads_carry_the_providers_credential_and_headers() {
+        let an = provider(&anthropic::FAMILY, "https://api.anthropic.com");
+        let caller = CallerHeaders {
+            anthropic_version: Some("2026-01-01".into()),
+            anthropic_beta: vec!["a".into(), "b".into()],
+        };
+        let h = request_head(&an, "POST", "/v1/messages", 10, true, &caller).expect("head");
+        let get = |k: &str| h.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(get("x-api-key").as_deref(), Some("sk-test"));
+        assert_eq!(get("anthropic-version").as_deref(), Some("2026-01-01"));
+        assert_eq!(h.headers.get_all("anthropic-beta").iter().count(), 2);
+        assert_eq!(get("x-extra").as_deref(), Some("1"));
+        assert_eq!(get("content-length").as_deref(), Some("10"));
+        let oa = provider(&openai::FAMILIES[0], "https://api.openai.com/v1");
+        let h = request_head(&oa, "GET", "/v1/models", 0, false, &caller).expect("head");
+        assert_eq!(
+            h.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            Some("Bearer sk-test")
+        );
+        assert!(h.headers.get("anthropic-version").is_none(), "only Anthropic gets them");
+    }
+}
