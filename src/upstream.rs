@@ -221,6 +221,10 @@ pub fn map_err(provider: &str, e: &pingora_core::Error) -> GatewayError {
             provider,
             detail: e.etype().as_str().to_string(),
         },
+        ErrorType::ConnectionClosed | ErrorType::ReadError => GatewayError::UpstreamProtocol {
+            provider,
+            detail: "the connection closed before the response was complete".into(),
+        },
         _ => GatewayError::UpstreamProtocol {
             provider,
             detail: e.etype().as_str().to_string(),

@@ -3,6 +3,7 @@
 
 mod core;
 mod errors;
+mod integrity;
 mod ops;
 mod providers;
 mod sdk;

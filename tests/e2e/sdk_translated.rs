@@ -9,13 +9,7 @@
 //! then checks what reached each provider: its own credential in its own header (never the
 //! caller's key), the native paths, and the translated tool history.
 //!
-//! The interpreter is `$SWITCHYARD_PYTHON` if set, else `<repo>/.venv/bin/python` (a virtualenv
-//! with `tests/python/requirements.txt` installed). Without either the test fails: it never passes
-//! silently for want of Python.
-
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+//! The interpreter is chosen by [`pytest::python`].
 
 use serde_json::Value;
 
@@ -23,6 +17,7 @@ use crate::support::gateway::Gateway;
 use crate::support::mock::{MockUpstream, RecordedRequest};
 use crate::support::mock_anthropic::anthropic;
 use crate::support::mock_gemini::gemini;
+use crate::support::pytest;
 
 /// The key callers present to the gateway.
 const MASTER_KEY: &str = "sk-switchyard-translated-sdk-master";
@@ -37,31 +32,6 @@ const PYTEST_FILES: &[&str] = &[
     "tests/python/test_anthropic_sdk.py",
     "tests/python/test_openai_sdk_translated.py",
 ];
-/// Generous: the suites take a few seconds; the SDKs' own per-request timeout is 30 s.
-const PYTEST_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `$SWITCHYARD_PYTHON` (a path or a command on `PATH`), else the repo's `.venv`; panics with
-/// setup instructions when there is none.
-fn python(root: &Path) -> PathBuf {
-    if let Some(python) = std::env::var_os("SWITCHYARD_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(python);
-    }
-    let venv = root.join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the Python SDK conformance tests need a virtualenv at {} with tests/python/requirements.txt \
-         installed: run the project's test setup script (or `python3 -m venv .venv && \
-         .venv/bin/pip install -r tests/python/requirements.txt`), or set SWITCHYARD_PYTHON to an \
-         interpreter that has them",
-        venv.display()
-    );
-    venv
-}
-
 fn no_master_key(mock: &str, requests: &[RecordedRequest]) {
     for r in requests {
         assert!(
@@ -76,9 +46,6 @@ fn no_master_key(mock: &str, requests: &[RecordedRequest]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn translated_python_sdk_conformance() {
-    let root = repo_root();
-    let python = python(&root);
-
     let openai_mock = MockUpstream::openai().await;
     let anthropic_mock = anthropic().await;
     let gemini_mock = gemini().await;
@@ -96,69 +63,18 @@ async fn translated_python_sdk_conformance() {
     ])
     .await;
 
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.current_dir(&root)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "--tb=short"])
-        .args(PYTEST_FILES)
-        .env("SWITCHYARD_BASE_URL", &gateway.base_url)
-        .env("SWITCHYARD_API_KEY", MASTER_KEY)
-        .env("SWITCHYARD_MODEL_OPENAI", OPENAI_MODEL)
-        .env("SWITCHYARD_MODEL_ANTHROPIC", ANTHROPIC_MODEL)
-        .env("SWITCHYARD_MODEL_GEMINI", GEMINI_MODEL)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // Nothing from the developer's environment may redirect the SDKs away from the gateway or
-    // change how they authenticate.
-    for var in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
-        "OPENAI_LOG",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_CUSTOM_HEADERS",
-        "ANTHROPIC_LOG",
-        "ANTHROPIC_PROFILE",
-        "ANTHROPIC_CONFIG_DIR",
-        "SWITCHYARD_ANTHROPIC_AUTH",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "PYTEST_ADDOPTS",
-    ] {
-        cmd.env_remove(var);
-    }
-    let child = cmd.spawn().unwrap_or_else(|e| {
-        panic!(
-            "could not run {} (set SWITCHYARD_PYTHON or run the test setup script): {e}",
-            python.display()
-        )
-    });
-    let output = match tokio::time::timeout(PYTEST_TIMEOUT, child.wait_with_output()).await {
-        Ok(output) => output.expect("wait for pytest"),
-        // Dropping the future drops the child, which kills it (kill_on_drop).
-        Err(_) => panic!("pytest did not finish within {PYTEST_TIMEOUT:?}"),
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "pytest {} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- gateway log (tail) ---\n{}",
-        PYTEST_FILES.join(" "),
-        output.status,
-        tail(&gateway.log(), 60)
-    );
-    println!("{stdout}");
+    pytest::run(
+        &gateway,
+        PYTEST_FILES,
+        &[
+            ("SWITCHYARD_BASE_URL", gateway.base_url.clone()),
+            ("SWITCHYARD_API_KEY", MASTER_KEY.to_string()),
+            ("SWITCHYARD_MODEL_OPENAI", OPENAI_MODEL.to_string()),
+            ("SWITCHYARD_MODEL_ANTHROPIC", ANTHROPIC_MODEL.to_string()),
+            ("SWITCHYARD_MODEL_GEMINI", GEMINI_MODEL.to_string()),
+        ],
+    )
+    .await;
 
     // Anthropic: native path, x-api-key with the gateway's provider key, a version header.
     let requests = anthropic_mock.requests();
@@ -261,9 +177,4 @@ async fn translated_python_sdk_conformance() {
     assert_eq!(tool_text, "18°C and sunny", "{history}");
     assert_eq!(history["tools"][0]["function"]["name"], "get_weather", "{history}");
     drop(gateway);
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

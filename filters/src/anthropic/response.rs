@@ -19,6 +19,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
     if !v.is_object() {
         return Err(CodecError::body("upstream body is not a JSON object"));
     }
+    if !v.get("content").is_some_and(Value::is_array) {
+        return Err(CodecError::body("upstream body is not a message (no `content` array)"));
+    }
     let mut content = Vec::new();
     if let Some(blocks) = v.get("content").and_then(Value::as_array) {
         for b in blocks {

@@ -17,6 +17,11 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
     if !v.is_object() {
         return Err(CodecError::body("upstream body is not a JSON object"));
     }
+    if !v.get("candidates").is_some_and(Value::is_array) && v.get("promptFeedback").is_none() {
+        return Err(CodecError::body(
+            "upstream body is not a Gemini response (no `candidates` or `promptFeedback`)",
+        ));
+    }
     let id = v.get("responseId").and_then(Value::as_str).unwrap_or("").to_string();
     let mut content = Vec::new();
     let mut calls = 0usize;

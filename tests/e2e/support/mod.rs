@@ -5,3 +5,4 @@ pub mod gateway;
 pub mod mock;
 pub mod mock_anthropic;
 pub mod mock_gemini;
+pub mod pytest;
