@@ -121,8 +121,10 @@ fn relay_ending(caller: Dialect, bytes: &[u8]) -> Result<String, String> {
     let v: serde_json::Value = serde_json::from_str(&last.data).unwrap_or(serde_json::Value::Null);
     let ok = match caller {
         Dialect::OpenAi => last.data == "[DONE]" || v["error"]["message"].is_string(),
+        // The JSON `type` decides, the `event:` line when it has none (as the relay reads it).
         Dialect::Anthropic => {
-            v["type"] == "message_stop" || (v["type"] == "error" && v["error"]["message"].is_string())
+            let ty = v["type"].as_str().or(last.event.as_deref());
+            ty == Some("message_stop") || (ty == Some("error") && v["error"]["message"].is_string())
         }
     };
     if ok {

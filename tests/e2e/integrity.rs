@@ -114,8 +114,12 @@ fn hostile_anthropic(r: &RecordedRequest) -> MockResponse {
     }
 }
 
+/// One gateway and one keep-alive client: Pingora records a request before
+/// it reads the next one on the same connection, so a later admin call on
+/// this client sees every earlier request's record.
 struct Setup {
     gw: Gateway,
+    c: reqwest::Client,
     _openai: MockUpstream,
     _anthropic: MockUpstream,
     _gemini: MockUpstream,
@@ -151,15 +155,15 @@ async fn setup() -> Setup {
     .await;
     Setup {
         gw,
+        c: reqwest::Client::new(),
         _openai: openai,
         _anthropic: anthropic,
         _gemini: gemini,
     }
 }
 
-async fn post(gw: &Gateway, path: &str, body: Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}{path}", gw.base_url))
+async fn post(s: &Setup, path: &str, body: Value) -> reqwest::Response {
+    s.c.post(format!("{}{path}", s.gw.base_url))
         .bearer_auth(KEY)
         .json(&body)
         .send()
@@ -209,8 +213,8 @@ fn content(blocks: &[(Option<String>, Value)]) -> String {
 }
 
 /// The usage record of the latest request for `model`.
-async fn record(gw: &Gateway, model: &str) -> Value {
-    let c = reqwest::Client::new();
+async fn record(s: &Setup, model: &str) -> Value {
+    let (gw, c) = (&s.gw, &s.c);
     let r = c
         .post(format!("{}/admin/runtime/flush", gw.base_url))
         .bearer_auth(KEY)
@@ -233,7 +237,7 @@ async fn record(gw: &Gateway, model: &str) -> Value {
 #[tokio::test]
 async fn an_openai_stream_closed_early_ends_with_an_error_and_is_recorded_as_failed() {
     let s = setup().await;
-    let resp = post(&s.gw, "/v1/chat/completions", chat("truncated", true)).await;
+    let resp = post(&s, "/v1/chat/completions", chat("truncated", true)).await;
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.expect("body");
     let b = blocks(&text);
@@ -244,7 +248,7 @@ async fn an_openai_stream_closed_early_ends_with_an_error_and_is_recorded_as_fai
         "{text}"
     );
     assert!(!text.contains("[DONE]"), "a cut stream must not look complete");
-    let rec = record(&s.gw, "truncated").await;
+    let rec = record(&s, "truncated").await;
     assert_eq!(rec["status"], 200, "{rec}");
     assert_eq!(rec["error"], "upstream_truncated", "{rec}");
     assert_eq!(rec["partial"], true, "{rec}");
@@ -253,7 +257,7 @@ async fn an_openai_stream_closed_early_ends_with_an_error_and_is_recorded_as_fai
 #[tokio::test]
 async fn a_stream_cut_mid_event_gets_its_error_event_on_its_own() {
     let s = setup().await;
-    let text = post(&s.gw, "/v1/chat/completions", chat("cut-mid-event", true))
+    let text = post(&s, "/v1/chat/completions", chat("cut-mid-event", true))
         .await
         .text()
         .await
@@ -262,7 +266,7 @@ async fn a_stream_cut_mid_event_gets_its_error_event_on_its_own() {
     let b = blocks(&text);
     assert_eq!(content(&b), "Hello");
     assert!(b.last().expect("blocks").1["error"]["message"].is_string(), "{text}");
-    let rec = record(&s.gw, "cut-mid-event").await;
+    let rec = record(&s, "cut-mid-event").await;
     assert!(
         rec["error"].as_str().is_some_and(|e| e.starts_with("upstream_")),
         "{rec}"
@@ -274,17 +278,17 @@ async fn a_stream_cut_mid_event_gets_its_error_event_on_its_own() {
 async fn broken_bodies_and_events_are_errors_naming_the_provider() {
     let s = setup().await;
     for model in ["not-json", "no-choices"] {
-        let resp = post(&s.gw, "/v1/chat/completions", chat(model, false)).await;
+        let resp = post(&s, "/v1/chat/completions", chat(model, false)).await;
         assert_eq!(resp.status(), 502, "{model}");
         let v: Value = resp.json().await.expect("json");
         assert!(
             v["error"]["message"].as_str().is_some_and(|m| m.contains("`openai`")),
             "{model}: {v}"
         );
-        assert_eq!(record(&s.gw, model).await["status"], 502);
+        assert_eq!(record(&s, model).await["status"], 502);
     }
     // Native Anthropic and Gemini bodies that are not what they claim.
-    let resp = post(&s.gw, "/v1/messages", messages("claude-broken", false)).await;
+    let resp = post(&s, "/v1/messages", messages("claude-broken", false)).await;
     assert_eq!(resp.status(), 502);
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["type"], "error", "Anthropic envelope: {v}");
@@ -294,10 +298,10 @@ async fn broken_bodies_and_events_are_errors_naming_the_provider() {
             .is_some_and(|m| m.contains("`anthropic-east`")),
         "{v}"
     );
-    let resp = post(&s.gw, "/v1/chat/completions", chat("gemini-bad", false)).await;
+    let resp = post(&s, "/v1/chat/completions", chat("gemini-bad", false)).await;
     assert_eq!(resp.status(), 502);
     // A malformed event inside a stream becomes an error event.
-    let text = post(&s.gw, "/v1/chat/completions", chat("malformed-event", true))
+    let text = post(&s, "/v1/chat/completions", chat("malformed-event", true))
         .await
         .text()
         .await
@@ -307,13 +311,13 @@ async fn broken_bodies_and_events_are_errors_naming_the_provider() {
     assert!(b.last().expect("blocks").1["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("`openai` sent an invalid stream")));
-    assert_eq!(record(&s.gw, "malformed-event").await["error"], "upstream_protocol");
+    assert_eq!(record(&s, "malformed-event").await["error"], "upstream_protocol");
 }
 
 #[tokio::test]
 async fn a_requested_stream_is_relayed_as_sse_whatever_the_content_type() {
     let s = setup().await;
-    let resp = post(&s.gw, "/v1/chat/completions", chat("text-plain", true)).await;
+    let resp = post(&s, "/v1/chat/completions", chat("text-plain", true)).await;
     assert_eq!(resp.status(), 200);
     let ct = resp.headers()["content-type"].to_str().expect("ascii").to_string();
     assert!(ct.starts_with("text/event-stream"), "{ct}");
@@ -323,7 +327,7 @@ async fn a_requested_stream_is_relayed_as_sse_whatever_the_content_type() {
     assert_eq!(b.last().expect("blocks").1, "[DONE]");
     // A provider that ignored `stream: true` and answered JSON: the answer
     // is replayed as the stream that was asked for.
-    let resp = post(&s.gw, "/v1/chat/completions", chat("json-for-stream", true)).await;
+    let resp = post(&s, "/v1/chat/completions", chat("json-for-stream", true)).await;
     assert!(resp.headers()["content-type"]
         .to_str()
         .is_ok_and(|c| c.starts_with("text/event-stream")));
@@ -331,7 +335,7 @@ async fn a_requested_stream_is_relayed_as_sse_whatever_the_content_type() {
     let b = blocks(&text);
     assert_eq!(content(&b), "Hello from JSON", "{text}");
     assert_eq!(b.last().expect("blocks").1, "[DONE]");
-    let rec = record(&s.gw, "json-for-stream").await;
+    let rec = record(&s, "json-for-stream").await;
     assert_eq!(
         (rec["usage"]["input_tokens"].as_u64(), rec["error"].is_null()),
         (Some(5), true),
@@ -342,7 +346,7 @@ async fn a_requested_stream_is_relayed_as_sse_whatever_the_content_type() {
 #[tokio::test]
 async fn native_anthropic_streams_are_held_to_the_protocol_and_name_the_instance() {
     let s = setup().await;
-    let text = post(&s.gw, "/v1/messages", messages("claude-no-start", true))
+    let text = post(&s, "/v1/messages", messages("claude-no-start", true))
         .await
         .text()
         .await
@@ -354,8 +358,8 @@ async fn native_anthropic_streams_are_held_to_the_protocol_and_name_the_instance
     assert!(v["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("`anthropic-east`") && m.contains("message_start")));
-    assert_eq!(record(&s.gw, "claude-no-start").await["error"], "upstream_protocol");
-    let text = post(&s.gw, "/v1/messages", messages("claude-truncated", true))
+    assert_eq!(record(&s, "claude-no-start").await["error"], "upstream_protocol");
+    let text = post(&s, "/v1/messages", messages("claude-truncated", true))
         .await
         .text()
         .await
@@ -368,7 +372,7 @@ async fn native_anthropic_streams_are_held_to_the_protocol_and_name_the_instance
         v["error"]["message"],
         "Provider `anthropic-east` ended the stream before the response was complete"
     );
-    let rec = record(&s.gw, "claude-truncated").await;
+    let rec = record(&s, "claude-truncated").await;
     assert_eq!(
         (rec["error"].as_str(), rec["partial"].as_bool()),
         (Some("upstream_truncated"), Some(true))
@@ -378,7 +382,7 @@ async fn native_anthropic_streams_are_held_to_the_protocol_and_name_the_instance
 #[tokio::test]
 async fn a_stalled_stream_tells_the_caller_what_the_record_says() {
     let s = setup().await;
-    let text = post(&s.gw, "/v1/chat/completions", chat("stall", true))
+    let text = post(&s, "/v1/chat/completions", chat("stall", true))
         .await
         .text()
         .await
@@ -391,14 +395,14 @@ async fn a_stalled_stream_tells_the_caller_what_the_record_says() {
         "{text}"
     );
     assert_eq!(last["error"]["code"], "upstream_timeout");
-    let rec = record(&s.gw, "stall").await;
+    let rec = record(&s, "stall").await;
     assert_eq!(rec["error"], "upstream_timeout", "{rec}");
 }
 
 #[tokio::test]
 async fn the_matched_stop_sequence_reaches_anthropic_callers() {
     let s = setup().await;
-    let v: Value = post(&s.gw, "/v1/messages", messages("vllm-stop", false))
+    let v: Value = post(&s, "/v1/messages", messages("vllm-stop", false))
         .await
         .json()
         .await
@@ -408,7 +412,7 @@ async fn the_matched_stop_sequence_reaches_anthropic_callers() {
         (Some("stop_sequence"), Some("THREE")),
         "{v}"
     );
-    let text = post(&s.gw, "/v1/messages", messages("vllm-stop", true))
+    let text = post(&s, "/v1/messages", messages("vllm-stop", true))
         .await
         .text()
         .await
@@ -427,13 +431,13 @@ async fn unknown_prices_stay_unknown_in_every_rollup() {
     let s = setup().await;
     for _ in 0..2 {
         assert_eq!(
-            post(&s.gw, "/v1/chat/completions", chat("mystery-model-x", false))
+            post(&s, "/v1/chat/completions", chat("mystery-model-x", false))
                 .await
                 .status(),
             200
         );
     }
-    let rec = record(&s.gw, "mystery-model-x").await;
+    let rec = record(&s, "mystery-model-x").await;
     assert!(rec["cost_usd"].is_null(), "{rec}");
     let c = reqwest::Client::new();
     for path in [

@@ -4,6 +4,7 @@
 mod core;
 mod errors;
 mod integrity;
+mod local_model;
 mod ops;
 mod providers;
 mod sdk;

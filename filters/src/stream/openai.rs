@@ -9,10 +9,10 @@
 //!   (llama.cpp ignores the option), an estimated one is written before
 //!   `[DONE]`;
 //! * tool-call deltas that repeat the call's `id`, `type` and `function.name`
-//!   (llama.cpp repeats them in every fragment) are rewritten so these come
-//!   only with the first fragment of each call, as OpenAI sends them — the
-//!   SDKs' stream helpers concatenate fragments and would build
-//!   `get_weatherget_weather…`;
+//!   (llama.cpp repeats them in every fragment, and its legacy
+//!   `function_call.name` too) are rewritten so these come only with the
+//!   first fragment of each call, as OpenAI sends them — the SDKs' stream
+//!   helpers concatenate fragments and would build `get_weatherget_weather…`;
 //! * a stream that ended after its `finish_reason` but without `[DONE]` gets
 //!   its `[DONE]`.
 //!
@@ -65,6 +65,8 @@ struct State {
     first_token: bool,
     output_chars: u64,
     tools: Vec<ToolSent>,
+    /// The legacy `function_call.name` was sent (llama.cpp repeats it too).
+    function_name_sent: bool,
     head: Head,
 }
 
@@ -212,7 +214,7 @@ struct Delta<'a> {
     #[serde(borrow, default)]
     tool_calls: Option<Vec<ToolDelta<'a>>>,
     #[serde(borrow, default)]
-    function_call: Option<&'a RawValue>,
+    function_call: Option<FunctionDelta<'a>>,
     #[serde(borrow, default)]
     audio: Option<&'a RawValue>,
 }
@@ -237,9 +239,20 @@ struct FunctionDelta<'a> {
     arguments: TextLen,
 }
 
-/// Which already-sent tool-call fields one fragment repeats:
-/// (choice position, call position, id, type, name).
-type Repeat = (usize, usize, bool, bool, bool);
+/// An already-sent field one fragment repeats.
+#[derive(Debug, Clone, Copy)]
+enum Repeat {
+    /// `choices[choice].delta.tool_calls[call]`: its id, type, name.
+    Tool {
+        choice: usize,
+        call: usize,
+        id: bool,
+        kind: bool,
+        name: bool,
+    },
+    /// `choices[choice].delta.function_call.name`.
+    FunctionName { choice: usize },
+}
 
 impl State {
     fn inspect(&mut self, ev: &SseEvent) -> Action {
@@ -320,6 +333,17 @@ impl State {
         if text > 0 || !calls.is_empty() || d.function_call.is_some() || d.audio.is_some() {
             self.first_token = true;
         }
+        if let Some(f) = &d.function_call {
+            if calls.is_empty() {
+                self.output_chars += f.arguments.0;
+            }
+            if f.name.is_some() {
+                if self.function_name_sent {
+                    repeats.push(Repeat::FunctionName { choice });
+                }
+                self.function_name_sent = true;
+            }
+        }
         for (pos, tc) in calls.iter().enumerate() {
             let f = tc.function.as_ref();
             self.output_chars += f.map_or(0, |f| f.arguments.0);
@@ -329,7 +353,13 @@ impl State {
                 Some(sent) => {
                     let repeat = (has.0 && sent.id, has.1 && sent.kind, has.2 && sent.name);
                     if repeat.0 || repeat.1 || repeat.2 {
-                        repeats.push((choice, pos, repeat.0, repeat.1, repeat.2));
+                        repeats.push(Repeat::Tool {
+                            choice,
+                            call: pos,
+                            id: repeat.0,
+                            kind: repeat.1,
+                            name: repeat.2,
+                        });
                     }
                     sent.id |= has.0;
                     sent.kind |= has.1;
@@ -376,22 +406,40 @@ fn without_repeats(ev: &SseEvent, data: &str, repeats: &[Repeat]) -> Vec<u8> {
     let Ok(mut v) = serde_json::from_str::<Value>(data) else {
         return Vec::new();
     };
-    for &(ci, pos, id, kind, name) in repeats {
-        let Some(call) = v
-            .pointer_mut(&format!("/choices/{ci}/delta/tool_calls/{pos}"))
-            .and_then(Value::as_object_mut)
-        else {
-            continue;
-        };
-        if id {
-            call.remove("id");
-        }
-        if kind {
-            call.remove("type");
-        }
-        if name {
-            if let Some(f) = call.get_mut("function").and_then(Value::as_object_mut) {
-                f.remove("name");
+    for r in repeats {
+        match *r {
+            Repeat::Tool {
+                choice,
+                call,
+                id,
+                kind,
+                name,
+            } => {
+                let Some(call) = v
+                    .pointer_mut(&format!("/choices/{choice}/delta/tool_calls/{call}"))
+                    .and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                if id {
+                    call.remove("id");
+                }
+                if kind {
+                    call.remove("type");
+                }
+                if name {
+                    if let Some(f) = call.get_mut("function").and_then(Value::as_object_mut) {
+                        f.remove("name");
+                    }
+                }
+            }
+            Repeat::FunctionName { choice } => {
+                if let Some(f) = v
+                    .pointer_mut(&format!("/choices/{choice}/delta/function_call"))
+                    .and_then(Value::as_object_mut)
+                {
+                    f.remove("name");
+                }
             }
         }
     }

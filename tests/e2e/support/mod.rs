@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod llama;
 pub mod mock;
 pub mod mock_anthropic;
 pub mod mock_gemini;
