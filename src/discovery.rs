@@ -47,9 +47,16 @@ impl Discovery {
 
 async fn fetch(upstream: &Upstream, p: &Provider) -> Result<HashSet<String>, String> {
     let path = p.path(Operation::Models, "");
-    let req = request_head(p, "GET", &path, 0, false, &CallerHeaders::default()).map_err(|e| e.0)?;
+    let head = || {
+        request_head(p, http::Method::GET, &path, 0, false, &CallerHeaders::default()).map_err(|e| {
+            crate::error::GatewayError::UpstreamProtocol {
+                provider: p.name.clone(),
+                detail: e.0,
+            }
+        })
+    };
     let mut ex = upstream
-        .send(p, req, Bytes::new())
+        .send(p, &head, Bytes::new())
         .await
         .map_err(|e| e.info().message)?;
     let status = ex.status();

@@ -20,6 +20,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Builds an upstream request head (see [`Upstream::send`]).
+pub type HeadFn<'a> = dyn Fn() -> Result<RequestHeader, GatewayError> + Send + Sync + 'a;
+
 /// Idle time a pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -109,7 +112,10 @@ impl Upstream {
     /// Sends `req` + `body` and reads the response header. Each resolved
     /// address is tried in turn while connecting fails (dual-stack hosts,
     /// one dead backend).
-    pub async fn send(&self, provider: &Provider, req: RequestHeader, body: Bytes) -> Result<Exchange, GatewayError> {
+    ///
+    /// `head` builds the request head: called once per connection tried, so
+    /// a retry gets a fresh one without a copy kept for the common case.
+    pub async fn send(&self, provider: &Provider, head: &HeadFn<'_>, body: Bytes) -> Result<Exchange, GatewayError> {
         let addrs = self
             .dns
             .resolve(&provider.base.host, provider.base.port)
@@ -121,7 +127,7 @@ impl Upstream {
         let mut last = None;
         for addr in addrs.into_iter().take(4) {
             let peer = Self::peer(provider, &provider.base, addr);
-            match self.send_to(provider, peer, &req, &body).await {
+            match self.send_to(provider, peer, head, &body).await {
                 Err(e @ GatewayError::UpstreamConnect { .. }) => last = Some(e),
                 other => return other,
             }
@@ -139,19 +145,19 @@ impl Upstream {
         &self,
         provider: &Provider,
         peer: HttpPeer,
-        req: &RequestHeader,
+        head: &HeadFn<'_>,
         body: &Bytes,
     ) -> Result<Exchange, GatewayError> {
         for attempt in 0..2 {
-            let (mut session, reused) = self
-                .connector
-                .get_http_session(&peer)
+            // Boxed: Pingora's connect future (TCP + TLS) is ~9 KiB, and every
+            // future that holds it inline is copied on each poll setup.
+            let (mut session, reused) = Box::pin(self.connector.get_http_session(&peer))
                 .await
                 .map_err(|e| map_err(&provider.name, &e))?;
             // The connector does not apply these; Pingora's proxy sets them per session too.
             session.set_read_timeout(Some(provider.read_timeout));
             session.set_write_timeout(Some(provider.read_timeout));
-            match exchange_head(&mut session, req, body).await {
+            match exchange_head(&mut session, head()?, body).await {
                 Ok(()) => {
                     return Ok(Exchange {
                         session,
@@ -184,8 +190,8 @@ impl Upstream {
     }
 }
 
-async fn exchange_head(session: &mut HttpSession, req: &RequestHeader, body: &Bytes) -> PResult<()> {
-    session.write_request_header(Box::new(req.clone())).await?;
+async fn exchange_head(session: &mut HttpSession, req: RequestHeader, body: &Bytes) -> PResult<()> {
+    session.write_request_header(Box::new(req)).await?;
     if !body.is_empty() {
         session.write_request_body(body.clone(), true).await?;
     }
@@ -296,5 +302,27 @@ impl Exchange {
             out.extend_from_slice(&c);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every future that holds an exchange inline is copied when it is set
+    /// up; Pingora's connect future alone is ~9 KiB, so it stays boxed.
+    #[test]
+    fn the_exchange_future_stays_small() {
+        let snap = crate::config::compile(&crate::config::read_sources_for_test(
+            &[("OPENAI_API_KEY", "k"), ("OPENAI_MODELS", "m")],
+            None,
+        ))
+        .expect("valid");
+        let p = snap.providers[0].clone();
+        let u = super::Upstream::new(std::time::Duration::from_secs(1));
+        let head = || {
+            pingora_http::RequestHeader::build("GET", b"/", None)
+                .map_err(|_| crate::error::GatewayError::NotReady("x".into()))
+        };
+        let f = u.send(&p, &head, bytes::Bytes::new());
+        assert!(std::mem::size_of_val(&f) < 4096, "{} bytes", std::mem::size_of_val(&f));
     }
 }

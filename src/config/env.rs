@@ -187,9 +187,11 @@ pub(super) fn build_providers(
             ));
             continue;
         }
-        for (h, _) in &d.headers {
+        for (h, v) in &d.headers {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 errs.push(err(&format!("{path}.headers.{h}"), "not a valid header name".into()));
+            } else if http::HeaderValue::from_str(v).is_err() {
+                errs.push(err(&format!("{path}.headers.{h}"), "not a valid header value".into()));
             }
         }
         let has_models = d.models.as_ref().is_some_and(|m| !m.is_empty());

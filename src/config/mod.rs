@@ -350,9 +350,20 @@ mod tests {
         assert_eq!(names, ["openai", "openai-east", "azure", "ollama"]);
         let openai = &s.providers[0];
         let keys: Vec<_> = (0..4)
-            .filter_map(|_| openai.next_key().map(|k| k.expose().to_string()))
+            .filter_map(|_| {
+                let h = crate::providers::request_head(
+                    openai,
+                    http::Method::GET,
+                    "/v1/models",
+                    0,
+                    false,
+                    &crate::providers::CallerHeaders::default(),
+                )
+                .ok()?;
+                h.headers.get("authorization")?.to_str().ok().map(str::to_string)
+            })
             .collect();
-        assert_eq!(keys, ["k1", "k2", "k1", "k2"]);
+        assert_eq!(keys, ["Bearer k1", "Bearer k2", "Bearer k1", "Bearer k2"]);
         assert_eq!(s.providers[3].base.path, "/v1");
         assert!(!s.providers[2].lists_models(), "Azure deployments have no list");
         assert_eq!(s.providers[0].base.host, "api.openai.com");

@@ -9,7 +9,7 @@ use super::request::{Call, Request};
 use super::Failure;
 use crate::error::GatewayError;
 use crate::policy::Answer;
-use crate::providers::{request_head, Operation, Provider};
+use crate::providers::{request_head, CallerHeaders, Operation, Provider};
 use crate::state::Gateway;
 use crate::summary::{Attempt, RequestSummary, Served};
 use crate::upstream::Exchange;
@@ -78,9 +78,29 @@ pub enum Source {
 
 /// A request ready to send to one target.
 struct Outbound {
-    head: RequestHeader,
+    path: String,
+    stream: bool,
+    caller_headers: CallerHeaders,
     body: Bytes,
     reply: Reply,
+}
+
+impl Outbound {
+    /// The request head for `p` (built per connection tried).
+    fn head(&self, p: &Provider) -> Result<RequestHeader, GatewayError> {
+        request_head(
+            p,
+            http::Method::POST,
+            &self.path,
+            self.body.len(),
+            self.stream,
+            &self.caller_headers,
+        )
+        .map_err(|e| GatewayError::UpstreamProtocol {
+            provider: p.name.clone(),
+            detail: e.0,
+        })
+    }
 }
 
 /// Walks the plan until a target answers 2xx.
@@ -104,7 +124,8 @@ pub async fn run(
         let out = encode(request, &target)?;
         let started = Instant::now();
         let provider = target.provider.clone();
-        let failure = match g.upstream.send(&provider, out.head, out.body).await {
+        let head = || out.head(&provider);
+        let failure = match g.upstream.send(&provider, &head, out.body.clone()).await {
             Ok(exchange) if exchange.status() < 300 => {
                 s.attempts
                     .push(attempt(&target, Some(exchange.status()), None, started));
@@ -208,16 +229,10 @@ fn encode(r: &mut Request<'_>, t: &Target) -> Result<Outbound, GatewayError> {
             (Operation::Embeddings, r.obj.to_vec(), reply)
         }
     };
-    let stream = matches!(op, Operation::Chat { stream: true });
-    let path = p.path(op, model);
-    let head = request_head(p, "POST", &path, body.len(), stream, &r.caller_headers).map_err(|e| {
-        GatewayError::UpstreamProtocol {
-            provider: p.name.clone(),
-            detail: e.0,
-        }
-    })?;
     Ok(Outbound {
-        head,
+        path: p.path(op, model),
+        stream: matches!(op, Operation::Chat { stream: true }),
+        caller_headers: r.caller_headers.clone(),
         body: Bytes::from(body),
         reply,
     })

@@ -39,6 +39,6 @@ pub fn finish(g: &Gateway, session: &Session, s: &mut RequestSummary) {
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     let audit = s.audit_entry(ts, req, client);
-    g.svc.hub.publish(&s.live_line(ts, &record));
+    g.svc.hub.publish(ts, &s.live_line(ts, &record));
     g.svc.recorder.record(record, Some(audit));
 }

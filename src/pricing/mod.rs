@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::sync::{Arc, RwLock};
 use switchyard_filters::usage::Usage;
 
 /// The generated table; see `scripts/gen_prices.py` for its format.
@@ -295,8 +296,9 @@ fn candidates(model: &str) -> Vec<String> {
 
 /// Prices for cost accounting: the built-in table plus config overrides.
 ///
-/// Built once at startup (and on config reload) and shared; lookups take no
-/// locks and allocate only a few short strings.
+/// Built once at startup (and on config reload) and shared. Each
+/// `(type, instance, model)` is looked up in the tables once; the answer is
+/// remembered (bounded), so the request path pays a hash and a read lock.
 #[derive(Debug, Clone)]
 pub struct Pricing {
     /// The process-wide parsed built-in table.
@@ -304,7 +306,20 @@ pub struct Pricing {
     /// Config prices keyed by lowercased `instance/model`, `type/model` or
     /// `model`.
     overrides: HashMap<String, Price>,
+    /// Answers already looked up, by a hash of the three names.
+    memo: Arc<Memo>,
 }
+
+/// Remembered lookups: hash → the names and the answer (a short list in
+/// case of a hash collision).
+type MemoMap = HashMap<u64, Vec<([Box<str>; 3], Option<(Price, CostSource)>)>>;
+
+#[derive(Debug, Default)]
+struct Memo(RwLock<MemoMap>);
+
+/// Distinct lookups remembered before the memo starts over (callers choose
+/// model names, so it must not grow without bound).
+const MEMO_CAP: usize = 4096;
 
 impl Pricing {
     /// The built-in table alone. Parsing happens once per process (a couple
@@ -313,6 +328,7 @@ impl Pricing {
         Pricing {
             builtin: builtin_table(),
             overrides: HashMap::new(),
+            memo: Arc::default(),
         }
     }
 
@@ -323,6 +339,7 @@ impl Pricing {
     /// warning: config validation should have rejected them already, and a
     /// bad override must not turn into a negative or NaN cost.
     pub fn with_overrides(mut self, overrides: Vec<(String, Price)>) -> Pricing {
+        self.memo = Arc::default();
         for (key, price) in overrides {
             let key = key.trim().to_ascii_lowercase();
             if key.is_empty() {
@@ -384,6 +401,36 @@ impl Pricing {
         None
     }
 
+    /// [`Pricing::lookup`], remembered.
+    fn lookup_remembered(
+        &self,
+        provider_type: &str,
+        provider_instance: &str,
+        model: &str,
+    ) -> Option<(Price, CostSource)> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (provider_type, provider_instance, model).hash(&mut h);
+        let key = h.finish();
+        let same = |names: &[Box<str>; 3]| {
+            &*names[0] == provider_type && &*names[1] == provider_instance && &*names[2] == model
+        };
+        if let Ok(m) = self.memo.0.read() {
+            if let Some((_, found)) = m.get(&key).and_then(|v| v.iter().find(|(n, _)| same(n))) {
+                return *found;
+            }
+        }
+        let found = self.lookup(provider_type, provider_instance, model);
+        if let Ok(mut m) = self.memo.0.write() {
+            if m.len() >= MEMO_CAP {
+                m.clear();
+            }
+            let names = [provider_type.into(), provider_instance.into(), model.into()];
+            m.entry(key).or_default().push((names, found));
+        }
+        found
+    }
+
     /// Cost in USD of `usage` at `price`.
     ///
     /// `input_tokens` includes cached and cache-write tokens, so those are
@@ -413,7 +460,7 @@ impl Pricing {
         model: &str,
         usage: &Usage,
     ) -> (Option<f64>, CostSource) {
-        match self.lookup(provider_type, provider_instance, model) {
+        match self.lookup_remembered(provider_type, provider_instance, model) {
             Some((price, source)) => (Some(self.cost(&price, usage)), source),
             None => (None, CostSource::Unknown),
         }
@@ -435,6 +482,33 @@ impl Pricing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_lookups_answer_like_fresh_ones_and_stay_bounded() {
+        let p = Pricing::builtin().with_overrides(vec![(
+            "acme/m1".into(),
+            Price {
+                input: 1.0,
+                output: 2.0,
+                cached_input: None,
+                cache_write: None,
+                context_window: None,
+            },
+        )]);
+        for _ in 0..3 {
+            for (t, i, m) in [
+                ("openai", "openai", "gpt-4o"),
+                ("openai", "acme", "m1"),
+                ("openai", "x", "nope-model"),
+            ] {
+                assert_eq!(p.lookup_remembered(t, i, m), p.lookup(t, i, m), "{t} {i} {m}");
+            }
+        }
+        for n in 0..(MEMO_CAP + 10) {
+            p.lookup_remembered("openai", "openai", &format!("model-{n}"));
+        }
+        assert!(p.memo.0.read().map(|m| m.len()).unwrap_or(0) <= MEMO_CAP);
+    }
     use std::path::Path;
     use std::time::Instant;
 

@@ -18,6 +18,7 @@ pub mod gemini;
 pub mod openai;
 
 use crate::secret::Secret;
+use http::{HeaderName, HeaderValue};
 use pingora_http::RequestHeader;
 use std::collections::HashSet;
 use std::fmt;
@@ -253,6 +254,12 @@ pub struct Provider {
     /// Credentials used in rotation (may be empty for local servers).
     pub keys: Vec<Secret>,
     next_key: AtomicUsize,
+    /// Headers every request carries, parsed once: `host`, `user-agent`,
+    /// then the configured extra headers.
+    fixed_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The credential header for each key, in rotation order (marked
+    /// sensitive, so HTTP/2 never indexes them).
+    auth_headers: Vec<(HeaderName, HeaderValue)>,
     /// Models configured explicitly (`_MODELS` / `models:`).
     pub models: Vec<String>,
     /// Extra headers sent on every upstream request.
@@ -293,14 +300,42 @@ pub struct ProviderSettings {
 }
 
 impl Provider {
-    /// An instance from resolved settings.
+    /// An instance from resolved settings. Header names and values were
+    /// validated by the config; one that is not valid HTTP is left out.
     pub fn new(s: ProviderSettings) -> Provider {
+        let parse = |k: &str, v: &str| {
+            Some((
+                HeaderName::from_bytes(k.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            ))
+        };
+        let mut fixed_headers: Vec<(HeaderName, HeaderValue)> = [
+            ("host", s.base.host_header.as_str()),
+            ("user-agent", concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
+        ]
+        .into_iter()
+        .chain(s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .filter_map(|(k, v)| parse(k, v))
+        .collect();
+        fixed_headers.shrink_to_fit();
+        let auth_headers = s
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let (name, value) = s.family.auth.header(k.expose());
+                let (name, mut value) = parse(name, &value)?;
+                value.set_sensitive(true);
+                Some((name, value))
+            })
+            .collect();
         Provider {
             name: s.name,
             family: s.family,
             base: s.base,
             keys: s.keys,
             next_key: AtomicUsize::new(0),
+            fixed_headers,
+            auth_headers,
             models: s.models,
             headers: s.headers,
             api_version: s.api_version,
@@ -308,15 +343,6 @@ impl Provider {
             read_timeout: s.read_timeout,
             discover_models: s.discover_models,
         }
-    }
-
-    /// The next credential in rotation, if any.
-    pub fn next_key(&self) -> Option<&Secret> {
-        if self.keys.is_empty() {
-            return None;
-        }
-        let i = self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len();
-        self.keys.get(i)
     }
 
     /// The wire dialect of its chat endpoint.
@@ -352,45 +378,49 @@ pub struct HeadError(pub String);
 
 /// The upstream request head: the provider's credential injected (the
 /// caller's never), the family's headers, the configured extra headers.
+/// Built from headers parsed once per provider, written lowercase (header
+/// names are case-insensitive).
 pub fn request_head(
     p: &Provider,
-    method: &str,
+    method: http::Method,
     path: &str,
     body_len: usize,
     stream: bool,
     caller: &CallerHeaders,
 ) -> Result<RequestHeader, HeadError> {
     let bad = |what: &str| HeadError(format!("could not build the upstream request ({what})"));
-    let mut req = RequestHeader::build(method, path.as_bytes(), Some(8 + p.headers.len())).map_err(|_| bad("path"))?;
-    let mut put = |name: &'static str, value: &str| req.insert_header(name, value).map_err(|_| bad(name));
-    put("host", &p.base.host_header)?;
-    put("user-agent", concat!("switchyard/", env!("CARGO_PKG_VERSION")))?;
-    put(
-        "accept",
-        if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        },
-    )?;
-    if method == "POST" {
-        put("content-type", "application/json")?;
-        put("content-length", &body_len.to_string())?;
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.uri = path.parse().map_err(|_| bad("path"))?;
+    let post = method == http::Method::POST;
+    parts.method = method;
+    let h = &mut parts.headers;
+    h.reserve(6 + p.fixed_headers.len());
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    h.insert(http::header::ACCEPT, HeaderValue::from_static(accept));
+    if post {
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
     }
-    if let Some(key) = p.next_key() {
-        let (name, value) = p.family.auth.header(key.expose());
-        put(name, &value).map_err(|_| HeadError("could not build the upstream request (credential)".into()))?;
+    if !p.auth_headers.is_empty() {
+        let i = p.next_key.fetch_add(1, Ordering::Relaxed) % p.auth_headers.len();
+        if let Some((k, v)) = p.auth_headers.get(i) {
+            h.insert(k.clone(), v.clone());
+        }
     }
     let mut extra = Vec::new();
     p.family.adapter.headers(caller, &mut extra);
     for (k, v) in extra {
-        req.append_header(k, v.as_str()).map_err(|_| bad(k))?;
+        h.append(k, HeaderValue::from_str(&v).map_err(|_| bad(k))?);
     }
-    for (k, v) in &p.headers {
-        req.insert_header(k.clone(), v.as_str())
-            .map_err(|_| HeadError(format!("configured header `{k}` of provider `{}` is invalid", p.name)))?;
+    // Host and user-agent first, configured headers last: they win.
+    for (k, v) in &p.fixed_headers {
+        h.insert(k.clone(), v.clone());
     }
-    Ok(req)
+    Ok(RequestHeader::from(parts))
 }
 
 /// Percent-encodes one path segment (model names go into Azure and Gemini
@@ -481,7 +511,7 @@ mod tests {
             anthropic_version: Some("2026-01-01".into()),
             anthropic_beta: vec!["a".into(), "b".into()],
         };
-        let h = request_head(&an, "POST", "/v1/messages", 10, true, &caller).expect("head");
+        let h = request_head(&an, http::Method::POST, "/v1/messages", 10, true, &caller).expect("head");
         let get = |k: &str| h.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
         assert_eq!(get("x-api-key").as_deref(), Some("sk-test"));
         assert_eq!(get("anthropic-version").as_deref(), Some("2026-01-01"));
@@ -489,7 +519,12 @@ mod tests {
         assert_eq!(get("x-extra").as_deref(), Some("1"));
         assert_eq!(get("content-length").as_deref(), Some("10"));
         let oa = provider(&openai::FAMILIES[0], "https://api.openai.com/v1");
-        let h = request_head(&oa, "GET", "/v1/models", 0, false, &caller).expect("head");
+        let h = request_head(&oa, http::Method::GET, "/v1/models", 0, false, &caller).expect("head");
+        assert!(h.headers.get("content-length").is_none());
+        assert_eq!(
+            h.headers.get("host").and_then(|v| v.to_str().ok()),
+            Some("api.openai.com")
+        );
         assert_eq!(
             h.headers.get("authorization").and_then(|v| v.to_str().ok()),
             Some("Bearer sk-test")
