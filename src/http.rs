@@ -6,6 +6,7 @@
 use crate::error::GatewayError;
 use crate::summary::RequestSummary;
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
@@ -68,25 +69,55 @@ pub fn close_if_shutting_down(session: &mut Session) {
     }
 }
 
+/// Response headers, parsed (names and values are checked once, where they
+/// are made, never again per response).
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
+
+/// One header from text; `None` when it is not valid HTTP (the callers'
+/// texts are constants, ids and names already checked).
+pub fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    Some((HeaderName::from_static(name), HeaderValue::from_str(value).ok()?))
+}
+
+/// A response head: `fixed`, the request id, then `headers` (appended),
+/// with lowercase names and nothing parsed again.
+fn response_head(
+    status: u16,
+    s: &RequestSummary,
+    fixed: &[(HeaderName, HeaderValue)],
+    headers: &[(HeaderName, HeaderValue)],
+) -> Option<ResponseHeader> {
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(status).ok()?;
+    let h = &mut parts.headers;
+    h.reserve(fixed.len() + headers.len() + 1);
+    for (k, v) in fixed {
+        h.insert(k.clone(), v.clone());
+    }
+    if let Ok(id) = HeaderValue::from_str(&s.request_id) {
+        h.insert(HeaderName::from_static("x-request-id"), id);
+    }
+    for (k, v) in headers {
+        h.append(k.clone(), v.clone());
+    }
+    Some(ResponseHeader::from(parts))
+}
+
 /// Writes a complete response with a JSON (or `headers`' content-type) body.
 pub async fn respond(
     session: &mut Session,
     s: &mut RequestSummary,
     status: u16,
     body: Vec<u8>,
-    headers: &[(String, String)],
+    headers: &[(HeaderName, HeaderValue)],
 ) {
-    let Ok(mut resp) = ResponseHeader::build(status, Some(4 + headers.len())) else {
+    let mut fixed = vec![(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()))];
+    if !headers.iter().any(|(k, _)| k == http::header::CONTENT_TYPE) {
+        fixed.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    }
+    let Some(resp) = response_head(status, s, &fixed, headers) else {
         return;
     };
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-        let _ = resp.insert_header("content-type", "application/json");
-    }
-    let _ = resp.insert_header("content-length", body.len().to_string());
-    let _ = resp.insert_header("x-request-id", s.request_id.as_str());
-    for (k, v) in headers {
-        let _ = resp.append_header(k.clone(), v.as_str());
-    }
     s.status = status;
     s.bytes_out = body.len();
     if let Some(c) = s.capture.as_mut() {
@@ -113,7 +144,7 @@ pub async fn respond_error(
     session: &mut Session,
     s: &mut RequestSummary,
     e: &GatewayError,
-    headers: &[(String, String)],
+    headers: &[(HeaderName, HeaderValue)],
 ) {
     let mut hs = headers.to_vec();
     if let GatewayError::MethodNotAllowed { path, .. } = e {
@@ -121,24 +152,29 @@ pub async fn respond_error(
             Ok(ep) => ep.allow(),
             Err(_) => "POST",
         };
-        hs.push(("allow".into(), allow.into()));
+        hs.push((http::header::ALLOW, HeaderValue::from_static(allow)));
     }
     let body = e.body(s.dialect);
     respond(session, s, e.status(), body, &hs).await;
 }
 
 /// Starts a `text/event-stream` response (status 200, chunked).
-pub async fn start_event_stream(session: &mut Session, s: &mut RequestSummary, headers: &[(String, String)]) -> bool {
-    let Ok(mut resp) = ResponseHeader::build(200, Some(5 + headers.len())) else {
+pub async fn start_event_stream(
+    session: &mut Session,
+    s: &mut RequestSummary,
+    headers: &[(HeaderName, HeaderValue)],
+) -> bool {
+    let fixed = [
+        (
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        ),
+        (http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked")),
+    ];
+    let Some(resp) = response_head(200, s, &fixed, headers) else {
         return false;
     };
-    let _ = resp.insert_header("content-type", "text/event-stream");
-    let _ = resp.insert_header("cache-control", "no-cache");
-    let _ = resp.insert_header("transfer-encoding", "chunked");
-    let _ = resp.insert_header("x-request-id", s.request_id.as_str());
-    for (k, v) in headers {
-        let _ = resp.append_header(k.clone(), v.as_str());
-    }
     s.status = 200;
     close_if_shutting_down(session);
     if session.write_response_header(Box::new(resp), false).await.is_err() {

@@ -256,7 +256,7 @@ impl Exchange {
     /// Anthropic style), `retry-after`, and the provider's `request-id`, which
     /// the Anthropic SDK reports and support asks for. Account identifiers
     /// and cookies stay behind.
-    pub fn passthrough_headers(&self) -> Vec<(String, String)> {
+    pub fn passthrough_headers(&self) -> crate::http::Headers {
         let Some(h) = self.session.response_header() else {
             return Vec::new();
         };
@@ -268,7 +268,7 @@ impl Exchange {
                     || k.starts_with("anthropic-ratelimit-")
                     || matches!(k, "retry-after" | "openai-processing-ms" | "request-id")
             })
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 

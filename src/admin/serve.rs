@@ -95,7 +95,17 @@ fn prices(snap: &std::sync::Arc<crate::config::Snapshot>) -> std::sync::Arc<supe
 }
 
 async fn send(session: &mut Session, s: &mut RequestSummary, r: AdminResponse) {
-    http::respond(session, s, r.status, r.body, &r.headers).await;
+    let headers: http::Headers = r
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                ::http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                ::http::HeaderValue::from_str(v).ok()?,
+            ))
+        })
+        .collect();
+    http::respond(session, s, r.status, r.body, &headers).await;
 }
 
 /// `POST /admin/runtime/refresh`: reload now; report every error.

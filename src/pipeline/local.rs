@@ -21,7 +21,8 @@ pub async fn probe(g: &Gateway, session: &mut Session, s: &mut RequestSummary, e
         }
         Endpoint::Metrics => {
             let (ctype, body) = g.svc.metrics.render();
-            http::respond(session, s, 200, body, &[("content-type".to_string(), ctype)]).await;
+            let ctype = ::http::HeaderValue::from_str(&ctype).unwrap_or(::http::HeaderValue::from_static("text/plain"));
+            http::respond(session, s, 200, body, &[(::http::header::CONTENT_TYPE, ctype)]).await;
         }
         _ => http::respond(session, s, 200, br#"{"status":"ok"}"#.to_vec(), &[]).await,
     }

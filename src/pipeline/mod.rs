@@ -43,7 +43,7 @@ pub struct Failure {
     /// What went wrong.
     pub error: GatewayError,
     /// Headers for the caller.
-    pub headers: Vec<(String, String)>,
+    pub headers: crate::http::Headers,
 }
 
 impl From<GatewayError> for Failure {

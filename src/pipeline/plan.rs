@@ -7,6 +7,7 @@
 use super::request::{Call, Request};
 use crate::config::Snapshot;
 use crate::error::GatewayError;
+use crate::http::header;
 use crate::live::{Discovered, Overrides};
 use crate::policy::Answer;
 use crate::providers::Provider;
@@ -61,10 +62,13 @@ pub fn build(
             let answer = Answer {
                 status: 200,
                 body: serde_json::json!({"input_tokens": n}).to_string().into_bytes(),
-                headers: vec![
-                    ("x-switchyard-token-count".into(), "estimate".into()),
-                    ("x-switchyard-provider".into(), target.provider.name.clone()),
-                ],
+                headers: [
+                    header("x-switchyard-token-count", "estimate"),
+                    header("x-switchyard-provider", &target.provider.name),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
             };
             Ok(Plan::Local { target, answer })
         }

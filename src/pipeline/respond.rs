@@ -41,7 +41,7 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
         } => (exchange, provider, reply),
     };
     let mut headers = ex.passthrough_headers();
-    headers.push(("x-switchyard-provider".into(), provider.name.clone()));
+    headers.extend(http::header("x-switchyard-provider", &provider.name));
     if let Reply::Chat {
         upstream,
         caller,
@@ -151,7 +151,7 @@ async fn relay(
     p: &Provider,
     mut ex: Exchange,
     mut proc: StreamProcessor,
-    headers: &[(String, String)],
+    headers: &[(::http::HeaderName, ::http::HeaderValue)],
 ) {
     if !http::start_event_stream(session, s, headers).await {
         return;

@@ -39,7 +39,7 @@ pub struct Answer {
     /// The body (JSON unless `headers` says otherwise).
     pub body: Vec<u8>,
     /// Extra response headers.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// A stage's decision.
