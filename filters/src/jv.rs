@@ -97,3 +97,80 @@ pub fn stop_list(v: Option<&Value>, param: &str) -> Result<Vec<String>, CodecErr
 pub fn count(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
+
+/// A string field read leniently and borrowed: a string gives `Some` (owned
+/// only when it had escapes), any other value — `null`, a number, an object
+/// — gives `None` and is skipped. The typed decoders use it to read a
+/// provider's body in one pass, as tolerant as a `Value` walk but without
+/// building the tree.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LenientStr<'a>(pub Option<std::borrow::Cow<'a, str>>);
+
+impl<'a> LenientStr<'a> {
+    /// The string, or `""`.
+    pub fn or_empty(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
+    /// The string, owned, or `""`.
+    pub fn into_string(self) -> String {
+        self.0.map(std::borrow::Cow::into_owned).unwrap_or_default()
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for LenientStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LenientStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(LenientStr(Some(std::borrow::Cow::Borrowed(s))))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(LenientStr(Some(std::borrow::Cow::Owned(s.to_owned()))))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(LenientStr(Some(std::borrow::Cow::Owned(s))))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LenientStr(None))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LenientStr(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LenientStr(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(LenientStr(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(LenientStr(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(LenientStr(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(LenientStr(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(LenientStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A raw JSON value that is present even when it is `null` (serde reads an
+/// `Option` field holding `null` as absent).
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -8,10 +8,12 @@
 
 pub mod passthrough;
 mod request;
+mod request_encode;
 mod response;
 mod stream;
 
-pub use request::{decode_map, decode_request, encode_request, DEFAULT_MAX_TOKENS};
+pub use request::{decode_map, decode_request, DEFAULT_MAX_TOKENS};
+pub use request_encode::encode_request;
 pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 

@@ -6,6 +6,8 @@ use super::{
 };
 use crate::ir::{ChatResponse, Part, ToolCall};
 use crate::ir::{CodecError, ResponseOptions};
+use crate::jv::LenientStr;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 /// Decodes a non-streamed Anthropic message.
@@ -14,46 +16,96 @@ use serde_json::{json, Value};
 /// `input` serialized as the arguments string; thinking keeps its signature
 /// (OpenAI callers find it in `thinking_blocks`).
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| CodecError::body(format!("upstream body is not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(CodecError::body("upstream body is not a JSON object"));
-    }
-    if !v.get("content").is_some_and(Value::is_array) {
+    let m: MessageIn<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            CodecError::body(format!("upstream body is not a message ({e})"))
+        } else {
+            CodecError::body(format!("upstream body is not valid JSON: {e}"))
+        }
+    })?;
+    let Some(blocks) = m.content else {
         return Err(CodecError::body("upstream body is not a message (no `content` array)"));
-    }
-    let mut content = Vec::new();
-    if let Some(blocks) = v.get("content").and_then(Value::as_array) {
-        for b in blocks {
-            let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            match b.get("type").and_then(Value::as_str) {
-                Some("text") => content.push(Part::text(s("text"))),
-                Some("thinking") => content.push(Part::Thinking {
-                    text: s("thinking"),
-                    signature: Some(s("signature")).filter(|x| !x.is_empty()),
-                }),
-                Some("redacted_thinking") => content.push(Part::RedactedThinking { data: s("data") }),
-                Some("tool_use") => content.push(Part::ToolCall(ToolCall {
-                    id: s("id"),
-                    name: s("name"),
-                    arguments: b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
-                })),
-                _ => {} // server tool results, citations-only blocks, future types
-            }
+    };
+    let mut content = Vec::with_capacity(blocks.len());
+    for raw in blocks {
+        // A block that is not an object is skipped like an unknown type.
+        let Ok(b) = serde_json::from_str::<BlockIn<'_>>(raw.get()) else {
+            continue;
+        };
+        match b.ty.or_empty() {
+            "text" => content.push(Part::text(b.text.into_string())),
+            "thinking" => content.push(Part::Thinking {
+                text: b.thinking.into_string(),
+                signature: b.signature.0.filter(|x| !x.is_empty()).map(|x| x.into_owned()),
+            }),
+            "redacted_thinking" => content.push(Part::RedactedThinking {
+                data: b.data.into_string(),
+            }),
+            "tool_use" => content.push(Part::ToolCall(ToolCall {
+                id: b.id.into_string(),
+                name: b.name.into_string(),
+                arguments: b.input.map_or_else(|| "{}".into(), |v| v.to_string()),
+            })),
+            _ => {} // server tool results, citations-only blocks, future types
         }
     }
-    let stop_reason = v
-        .get("stop_reason")
-        .and_then(Value::as_str)
-        .map(|r| stop_reason_from_anthropic(r, v.get("stop_sequence").and_then(Value::as_str)));
+    let stop_reason = m
+        .stop_reason
+        .0
+        .as_deref()
+        .map(|r| stop_reason_from_anthropic(r, m.stop_sequence.0.as_deref()));
+    let usage = m
+        .usage
+        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
+        .map(|u| usage_from_anthropic(&u))
+        .unwrap_or_default();
     Ok(ChatResponse {
-        id: v.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
+        id: m.id.into_string(),
+        model: m.model.into_string(),
         created: 0,
         content,
         stop_reason,
-        usage: v.get("usage").map(usage_from_anthropic).unwrap_or_default(),
+        usage,
     })
+}
+
+/// A `message`, borrowed: only what the IR needs; anything else is skipped
+/// without being built.
+#[derive(serde::Deserialize)]
+struct MessageIn<'a> {
+    #[serde(borrow, default)]
+    id: LenientStr<'a>,
+    #[serde(borrow, default)]
+    model: LenientStr<'a>,
+    #[serde(borrow, default)]
+    content: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    stop_reason: LenientStr<'a>,
+    #[serde(borrow, default)]
+    stop_sequence: LenientStr<'a>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+}
+
+/// One content block, borrowed.
+#[derive(serde::Deserialize)]
+struct BlockIn<'a> {
+    #[serde(borrow, default, rename = "type")]
+    ty: LenientStr<'a>,
+    #[serde(borrow, default)]
+    text: LenientStr<'a>,
+    #[serde(borrow, default)]
+    thinking: LenientStr<'a>,
+    #[serde(borrow, default)]
+    signature: LenientStr<'a>,
+    #[serde(borrow, default)]
+    data: LenientStr<'a>,
+    #[serde(borrow, default)]
+    id: LenientStr<'a>,
+    #[serde(borrow, default)]
+    name: LenientStr<'a>,
+    #[serde(default, deserialize_with = "crate::jv::present")]
+    input: Option<Value>,
 }
 
 /// Encodes the IR as an Anthropic `message` body.

@@ -26,7 +26,7 @@ pub use stream::{StreamDecoder, StreamEncoder};
 
 use crate::ir::StopReason;
 use crate::usage::Usage;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// OpenAI `finish_reason` → IR.
 pub fn stop_reason_from_openai(s: &str) -> StopReason {
@@ -73,15 +73,48 @@ pub fn stop_reason_to_openai(r: Option<&StopReason>, had_tool_calls: bool) -> &'
 
 /// IR usage → OpenAI `usage` object (`prompt_tokens` includes cached tokens).
 pub fn usage_to_openai(u: &Usage) -> Value {
-    let mut prompt_details = json!({"cached_tokens": u.cached_input_tokens});
-    if u.cache_write_tokens > 0 {
-        prompt_details["cache_creation_tokens"] = json!(u.cache_write_tokens);
+    serde_json::to_value(OpenAiUsage::from(u)).unwrap_or(Value::Null)
+}
+
+/// OpenAI's `usage` object, serialised straight from the IR counts.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct OpenAiUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: PromptDetails,
+    completion_tokens_details: CompletionDetails,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct PromptDetails {
+    cached_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_creation_tokens: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl From<&Usage> for OpenAiUsage {
+    fn from(u: &Usage) -> Self {
+        OpenAiUsage {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total(),
+            prompt_tokens_details: PromptDetails {
+                cached_tokens: u.cached_input_tokens,
+                cache_creation_tokens: u.cache_write_tokens,
+            },
+            completion_tokens_details: CompletionDetails {
+                reasoning_tokens: u.reasoning_tokens,
+            },
+        }
     }
-    json!({
-        "prompt_tokens": u.input_tokens,
-        "completion_tokens": u.output_tokens,
-        "total_tokens": u.total(),
-        "prompt_tokens_details": prompt_details,
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
-    })
 }

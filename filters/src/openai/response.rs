@@ -1,10 +1,12 @@
 //! OpenAI `chat.completion` response ⇄ IR.
 
-use super::{stop_reason_to_openai, usage_to_openai};
+use super::{stop_reason_to_openai, OpenAiUsage};
 use crate::ir::{ChatResponse, Part, StopReason, ToolCall};
 use crate::ir::{CodecError, ResponseOptions};
 use crate::usage::Usage;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Decodes a non-streamed OpenAI chat completion (first choice only; the
 /// gateway does not translate `n > 1`).
@@ -107,73 +109,131 @@ pub(super) fn openai_id(upstream: &str, opts: &ResponseOptions) -> String {
 /// Encodes the IR as an OpenAI `chat.completion` body.
 ///
 /// All text parts are concatenated into `content`; thinking goes to
-/// `reasoning_content` and, with signatures, `thinking_blocks`.
+/// `reasoning_content` and, with signatures, `thinking_blocks`. Serialised
+/// straight from the IR (borrowed), never through a JSON tree.
 pub fn encode_response(resp: &ChatResponse, opts: &ResponseOptions) -> Vec<u8> {
-    let mut text = String::new();
-    let mut reasoning = String::new();
+    let mut text: Option<Cow<'_, str>> = None;
+    let mut reasoning: Option<Cow<'_, str>> = None;
     let mut blocks = Vec::new();
     let mut calls = Vec::new();
     for p in &resp.content {
         match p {
-            Part::Text { text: t, .. } => text.push_str(t),
+            Part::Text { text: t, .. } => concat(&mut text, t),
             Part::Thinking { text: t, signature } => {
-                reasoning.push_str(t);
-                let mut b = json!({"type": "thinking", "thinking": t});
-                if let Some(s) = signature {
-                    b["signature"] = json!(s);
-                }
-                blocks.push(b);
+                concat(&mut reasoning, t);
+                blocks.push(Block::Thinking {
+                    thinking: t,
+                    signature: signature.as_deref(),
+                });
             }
-            Part::RedactedThinking { data } => {
-                blocks.push(json!({"type": "redacted_thinking", "data": data}));
-            }
-            Part::ToolCall(c) => calls.push(json!({
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            })),
+            Part::RedactedThinking { data } => blocks.push(Block::RedactedThinking { data }),
+            Part::ToolCall(c) => calls.push(Call {
+                id: &c.id,
+                kind: "function",
+                function: Function {
+                    name: &c.name,
+                    arguments: &c.arguments,
+                },
+            }),
             Part::Image { .. } | Part::ToolResult(_) => {}
         }
     }
-    let mut msg = Map::new();
-    msg.insert("role".into(), json!("assistant"));
-    msg.insert(
-        "content".into(),
-        if text.is_empty() && !calls.is_empty() {
-            Value::Null
-        } else {
-            json!(text)
-        },
-    );
-    if !reasoning.is_empty() {
-        msg.insert("reasoning_content".into(), json!(reasoning));
-    }
-    let signed = blocks
-        .iter()
-        .any(|b| b.get("signature").is_some() || b["type"] == "redacted_thinking");
-    if signed {
-        msg.insert("thinking_blocks".into(), Value::Array(blocks));
-    }
-    let had_calls = !calls.is_empty();
-    if had_calls {
-        msg.insert("tool_calls".into(), Value::Array(calls));
-    }
-    msg.insert("refusal".into(), Value::Null);
-    let finish = stop_reason_to_openai(resp.stop_reason.as_ref(), had_calls);
-    let body = json!({
-        "id": openai_id(&resp.id, opts),
-        "object": "chat.completion",
-        "created": if opts.created != 0 { opts.created } else { resp.created },
-        "model": opts.model.as_deref().unwrap_or(&resp.model),
-        "choices": [{
-            "index": 0,
-            "message": msg,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-        "usage": usage_to_openai(&resp.usage),
+    let signed = blocks.iter().any(|b| match b {
+        Block::Thinking { signature, .. } => signature.is_some(),
+        Block::RedactedThinking { .. } => true,
     });
-    body.to_string().into_bytes()
+    let had_calls = !calls.is_empty();
+    let text = text.unwrap_or(Cow::Borrowed(""));
+    let message = Message {
+        role: "assistant",
+        content: (!(text.is_empty() && had_calls)).then_some(text),
+        reasoning_content: reasoning.filter(|r| !r.is_empty()),
+        thinking_blocks: signed.then_some(blocks),
+        tool_calls: had_calls.then_some(calls),
+        refusal: (),
+    };
+    let body = Completion {
+        id: openai_id(&resp.id, opts),
+        object: "chat.completion",
+        created: if opts.created != 0 { opts.created } else { resp.created },
+        model: opts.model.as_deref().unwrap_or(&resp.model),
+        choices: [Choice {
+            index: 0,
+            message,
+            logprobs: (),
+            finish_reason: stop_reason_to_openai(resp.stop_reason.as_ref(), had_calls),
+        }],
+        usage: OpenAiUsage::from(&resp.usage),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Appends `t` to an accumulated text, borrowing while there is one piece.
+fn concat<'a>(acc: &mut Option<Cow<'a, str>>, t: &'a str) {
+    match acc {
+        None => *acc = Some(Cow::Borrowed(t)),
+        Some(c) => c.to_mut().push_str(t),
+    }
+}
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: OpenAiUsage,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: Message<'a>,
+    /// Always `null`.
+    logprobs: (),
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_blocks: Option<Vec<Block<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<Call<'a>>>,
+    /// Always `null`.
+    refusal: (),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Thinking {
+        thinking: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<&'a str>,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct Call<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 #[cfg(test)]
