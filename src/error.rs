@@ -6,6 +6,7 @@
 use switchyard_filters::codec::CodecError;
 use switchyard_filters::error::{render, Dialect, ErrorInfo};
 use switchyard_filters::passthrough::BodyError;
+use switchyard_filters::scrub::Scrubber;
 use switchyard_filters::stream::StreamFailure;
 
 /// A request failure the gateway answers itself.
@@ -286,6 +287,30 @@ impl GatewayError {
                 Some("not_ready"),
                 "api_error",
             ),
+        }
+    }
+
+    /// Removes credentials from the provider text this error carries (a
+    /// provider may quote the key it was sent), before it is shown or stored.
+    pub fn scrub(&mut self, s: &Scrubber) {
+        match self {
+            GatewayError::UpstreamConnect { detail, .. } | GatewayError::UpstreamProtocol { detail, .. } => {
+                s.scrub_in_place(detail)
+            }
+            GatewayError::UpstreamAuth { message, .. } | GatewayError::UpstreamStatus { message, .. } => {
+                s.scrub_in_place(message)
+            }
+            GatewayError::UpstreamStream { failure, .. } => failure.scrub(s),
+            GatewayError::MalformedJson(_)
+            | GatewayError::InvalidRequest { .. }
+            | GatewayError::ModelNotFound(_)
+            | GatewayError::ModelDisabled(_)
+            | GatewayError::BodyTooLarge(_)
+            | GatewayError::RouteNotFound(_)
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::Unauthorized(_)
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::NotReady(_) => {}
         }
     }
 

@@ -5,6 +5,7 @@
 //! store off the request path.
 
 use serde::{Deserialize, Serialize};
+use switchyard_filters::scrub::{Scrubber, REDACTED};
 use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
 
@@ -138,38 +139,109 @@ pub const SECRET_HEADERS: &[&str] = &[
 ];
 
 /// Query parameters whose values are credentials (`?key=` is Gemini's).
-pub const SECRET_QUERY_PARAMS: &[&str] = &["key", "api_key", "api-key", "apikey", "token", "access_token"];
+pub const SECRET_QUERY_PARAMS: &[&str] = &[
+    "key",
+    "api_key",
+    "api-key",
+    "apikey",
+    "x-api-key",
+    "x-goog-api-key",
+    "token",
+    "access_token",
+    "auth",
+    "authorization",
+    "password",
+    "secret",
+    "client_secret",
+    "sig",
+    "signature",
+    "session",
+    "bearer",
+];
 
-/// Replaces secret header values with `[REDACTED]`.
-pub fn redact_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+/// Name fragments that mark a header or parameter as a credential even when
+/// it is not in the lists above (`X-Custom-Api-Key`, `refresh_token`,
+/// `sessionid`, `X-Amz-Signature`).
+const SECRET_NAME_PARTS: &[&str] = &[
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "auth",
+    "sig",
+    "session",
+    "cookie",
+    "credential",
+    "bearer",
+];
+
+/// Whether a header or query parameter name looks like it carries a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SECRET_HEADERS.contains(&n.as_str())
+        || SECRET_QUERY_PARAMS.contains(&n.as_str())
+        || SECRET_NAME_PARTS.iter().any(|p| n.contains(p))
+}
+
+/// Replaces secret header values with `[REDACTED]`: by name, and any known
+/// secret inside any other value.
+pub fn redact_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+    scrubber: &Scrubber,
+) -> Vec<(String, String)> {
     headers
         .map(|(k, v)| {
             let k = k.to_ascii_lowercase();
-            let v = if SECRET_HEADERS.contains(&k.as_str()) {
-                "[REDACTED]".to_string()
+            let v = if is_secret_name(&k) {
+                REDACTED.to_string()
             } else {
-                v.to_string()
+                scrubber.scrub(v).into_owned()
             };
             (k, v)
         })
         .collect()
 }
 
-/// Redacts credential-like query parameters of a path.
-pub fn redact_path(path_and_query: &str) -> String {
+/// Redacts credential-like query parameters of a path, and any known
+/// secret anywhere in it.
+pub fn redact_path(path_and_query: &str, scrubber: &Scrubber) -> String {
     let Some((path, query)) = path_and_query.split_once('?') else {
-        return path_and_query.to_string();
+        return scrubber.scrub(path_and_query).into_owned();
     };
     let q: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if SECRET_QUERY_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
-                format!("{k}=[REDACTED]")
-            }
+            Some((k, _)) if is_secret_name(&percent_decoded_lossy(k)) => format!("{k}={REDACTED}"),
+            None if is_secret_name(&percent_decoded_lossy(pair)) => REDACTED.to_string(),
             _ => pair.to_string(),
         })
         .collect();
-    format!("{path}?{}", q.join("&"))
+    scrubber.scrub(&format!("{path}?{}", q.join("&"))).into_owned()
+}
+
+/// A query name with `%XX` and `+` decoded, for matching only.
+fn percent_decoded_lossy(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -178,18 +250,63 @@ mod tests {
 
     #[test]
     fn redaction() {
+        let none = Scrubber::default();
         let h = redact_headers(
             [
                 ("Authorization", "Bearer sk-x"),
                 ("X-Goog-Api-Key", "g"),
                 ("content-type", "json"),
+                ("X-Custom-Refresh-Token", "t"),
             ]
             .into_iter(),
+            &none,
         );
         assert_eq!(h[0], ("authorization".into(), "[REDACTED]".into()));
         assert_eq!(h[1].1, "[REDACTED]");
         assert_eq!(h[2].1, "json");
-        assert_eq!(redact_path("/v1/x?key=abc&alt=sse"), "/v1/x?key=[REDACTED]&alt=sse");
-        assert_eq!(redact_path("/v1/x"), "/v1/x");
+        assert_eq!(h[3].1, "[REDACTED]");
+        assert_eq!(
+            redact_path("/v1/x?key=abc&alt=sse", &none),
+            "/v1/x?key=[REDACTED]&alt=sse"
+        );
+        assert_eq!(redact_path("/v1/x", &none), "/v1/x");
+    }
+
+    #[test]
+    fn every_credential_like_query_parameter_is_redacted() {
+        let none = Scrubber::default();
+        for name in [
+            "x-api-key",
+            "x-goog-api-key",
+            "auth",
+            "authorization",
+            "password",
+            "secret",
+            "client_secret",
+            "sig",
+            "signature",
+            "session",
+            "bearer",
+            "X-Amz-Signature",
+            "refresh_token",
+            "x%2Dapi%2Dkey",
+        ] {
+            let out = redact_path(&format!("/v1/chat/completions?{name}=hunter2&alt=sse"), &none);
+            assert_eq!(out, format!("/v1/chat/completions?{name}=[REDACTED]&alt=sse"));
+        }
+        // A bare flag with a secret name, and harmless parameters.
+        assert_eq!(redact_path("/x?token&limit=3", &none), "/x?[REDACTED]&limit=3");
+        assert_eq!(redact_path("/x?alt=sse&limit=3", &none), "/x?alt=sse&limit=3");
+    }
+
+    #[test]
+    fn known_secrets_are_redacted_wherever_they_appear() {
+        let s = Scrubber::new(["sy-master-0123456789"]);
+        assert_eq!(
+            redact_path("/v1/chat/completions?q=sy-master-0123456789", &s),
+            "/v1/chat/completions?q=[REDACTED]"
+        );
+        let h = redact_headers([("x-note", "key is sy-master-0123456789")].into_iter(), &s);
+        assert_eq!(h[0].1, "key is [REDACTED]");
     }
 }

@@ -11,6 +11,7 @@ use crate::telemetry::metrics::RequestObservation;
 use std::fmt;
 use std::time::{Duration, Instant};
 use switchyard_filters::error::Dialect;
+use switchyard_filters::scrub::Scrubber;
 use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
 
@@ -232,14 +233,20 @@ impl RequestSummary {
 
     /// The audit entry; headers and query are redacted here, so no secret
     /// ever reaches the store.
-    pub fn audit_entry(&mut self, ts_ms: u64, req: &pingora_http::RequestHeader, client: String) -> AuditEntry {
+    pub fn audit_entry(
+        &mut self,
+        ts_ms: u64,
+        req: &pingora_http::RequestHeader,
+        client: String,
+        scrubber: &Scrubber,
+    ) -> AuditEntry {
         let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let capture = self.capture.take();
         AuditEntry {
             request_id: self.request_id.clone(),
             ts_ms,
             method: req.method.to_string(),
-            path: redact_path(path),
+            path: redact_path(path, scrubber),
             client,
             route: self
                 .served
@@ -261,6 +268,7 @@ impl RequestSummary {
                 req.headers
                     .iter()
                     .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+                scrubber,
             ),
             bodies_truncated: capture.as_ref().is_some_and(|c| c.truncated),
             request_body: capture

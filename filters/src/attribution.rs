@@ -50,7 +50,7 @@ fn valid_segment_char(c: char) -> bool {
 
 /// Validates and normalises a user path: leading `/`, no trailing `/`, 1 to
 /// [`MAX_PATH_DEPTH`] segments of `[A-Za-z0-9._@-]`, each at most
-/// [`MAX_SEGMENT_LEN`] characters.
+/// [`MAX_SEGMENT_LEN`] characters, none of them `.` or `..`.
 pub fn parse_user_path(raw: &str) -> Result<String, AttributionError> {
     let err = |m: String| Err(AttributionError::UserPath(m));
     let s = raw.trim();
@@ -68,6 +68,10 @@ pub fn parse_user_path(raw: &str) -> Result<String, AttributionError> {
     for seg in &segments {
         if seg.is_empty() {
             return err("empty segment (`//`)".into());
+        }
+        if *seg == "." || *seg == ".." {
+            // A path that climbs would roll usage up under someone else.
+            return err(format!("segment `{seg}` is not allowed"));
         }
         if seg.len() > MAX_SEGMENT_LEN {
             return err(format!("segment longer than {MAX_SEGMENT_LEN} characters"));
@@ -134,6 +138,14 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_refused() {
+        for p in ["/..", "/../etc", "/a/./b", "/a/..", "/."] {
+            assert!(parse_user_path(p).is_err(), "{p}");
+        }
+        assert_eq!(parse_user_path("/a.b/..c").as_deref(), Ok("/a.b/..c"));
+    }
 
     #[test]
     fn user_paths() {

@@ -140,10 +140,19 @@ pub async fn load_overrides(g: &Gateway) -> Result<(), AdminError> {
 
 /// `GET/PUT/DELETE /admin/model-overrides[/{name}]`.
 async fn overrides(g: &Gateway, method: &str, path: &str, body: &[u8]) -> AdminResponse {
-    let name = path
+    let raw = path
         .strip_prefix("/admin/model-overrides")
         .unwrap_or("")
         .trim_start_matches('/');
+    // Model names hold `/` (`openai/gpt-4o`), which clients send encoded.
+    let Some(decoded) = super::params::percent_decode(raw) else {
+        return AdminError::BadParam {
+            param: "model".into(),
+            message: "the model name in the path is not valid percent-encoded UTF-8".into(),
+        }
+        .response();
+    };
+    let name = decoded.as_str();
     let result: Result<AdminResponse, AdminError> = async {
         match (method, name.is_empty()) {
             ("GET", true) => {

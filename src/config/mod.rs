@@ -80,6 +80,9 @@ pub struct Snapshot {
     pub model_refresh: Duration,
     /// How long resolved upstream addresses are cached.
     pub dns_ttl: Duration,
+    /// Removes every configured secret (master key, provider keys) from
+    /// provider text before it reaches a caller, a log or the store.
+    pub scrubber: Arc<switchyard_filters::scrub::Scrubber>,
     /// Built-in prices plus `prices:` overrides.
     pub pricing: Arc<crate::pricing::Pricing>,
     /// Days of usage history kept.
@@ -282,7 +285,13 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
     if !errs.is_empty() {
         return Err(errs);
     }
+    let secrets = master_key
+        .iter()
+        .chain(providers.iter().flat_map(|p| p.keys.iter()))
+        .map(|k| k.expose());
+    let scrubber = Arc::new(switchyard_filters::scrub::Scrubber::new(secrets));
     Ok(Snapshot {
+        scrubber,
         pricing: Arc::new(crate::pricing::Pricing::builtin().with_overrides(overrides)),
         usage_retention_days,
         audit_retention_days,

@@ -71,7 +71,9 @@ impl Failure {
 /// Serves one request; whatever happens, the caller gets an answer in its
 /// dialect and the summary says what happened.
 pub async fn run(g: &Gateway, session: &mut Session, s: &mut RequestSummary) {
-    if let Err(f) = lifecycle(g, session, s).await {
+    if let Err(mut f) = lifecycle(g, session, s).await {
+        // Provider text may quote the credential it was sent.
+        f.error.scrub(&g.live.snapshot().scrubber);
         if s.status == 0 {
             http::respond_error(session, s, &f.error, &f.headers).await;
         }
@@ -165,6 +167,13 @@ fn attribute(session: &Session, s: &mut RequestSummary) -> Result<(), GatewayErr
     use switchyard_filters::attribution::{parse_tags, parse_user_path};
     let h = &session.req_header().headers;
     let text = |name: &str| -> Result<Option<&str>, GatewayError> {
+        if h.get_all(name).iter().nth(1).is_some() {
+            // Two attributions: which one to bill is a guess; refuse.
+            return Err(GatewayError::InvalidRequest {
+                message: format!("header {name} may be sent only once"),
+                param: Some(name.to_string()),
+            });
+        }
         match h.get(name) {
             None => Ok(None),
             Some(v) => v.to_str().map(Some).map_err(|_| GatewayError::InvalidRequest {

@@ -38,7 +38,7 @@ pub fn finish(g: &Gateway, session: &Session, s: &mut RequestSummary) {
         .and_then(|a| a.as_inet())
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    let audit = s.audit_entry(ts, req, client);
+    let audit = s.audit_entry(ts, req, client, &snap.scrubber);
     g.svc.hub.publish(ts, &s.live_line(ts, &record));
     g.svc.recorder.record(record, Some(audit));
 }

@@ -56,6 +56,7 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
         if !ex.is_json() {
             let spec = StreamSpec {
                 input,
+                scrubber: Some(g.live.snapshot().scrubber.clone()),
                 ..StreamSpec::new(upstream, caller, provider.name.clone(), options(include_usage))
             };
             relay(g, session, s, &provider, ex, StreamProcessor::new(spec), &headers).await;

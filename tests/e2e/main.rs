@@ -3,6 +3,7 @@
 
 mod core;
 mod errors;
+mod hardening;
 mod integrity;
 mod local_model;
 mod ops;

@@ -146,6 +146,15 @@ impl StreamFailure {
         }
     }
 
+    /// Removes credentials from the provider text this failure carries.
+    pub fn scrub(&mut self, s: &crate::scrub::Scrubber) {
+        match self {
+            StreamFailure::Malformed(detail) => s.scrub_in_place(detail),
+            StreamFailure::Upstream(e) | StreamFailure::Interrupted(e) => s.scrub_in_place(&mut e.message),
+            StreamFailure::Truncated | StreamFailure::TooLarge { .. } => {}
+        }
+    }
+
     /// A short machine label for logs, metrics and usage records.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -190,6 +199,9 @@ pub struct StreamSpec {
     pub input: InputEstimate,
     /// Largest event accepted, in bytes.
     pub max_event_bytes: usize,
+    /// Removes credentials the provider quotes from every error it reports
+    /// (the caller's error event and [`StreamProcessor::failure`]).
+    pub scrubber: Option<std::sync::Arc<crate::scrub::Scrubber>>,
 }
 
 impl StreamSpec {
@@ -202,6 +214,7 @@ impl StreamSpec {
             options,
             input: InputEstimate::Unknown,
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
+            scrubber: None,
         }
     }
 }
@@ -224,6 +237,7 @@ pub struct StreamProcessor {
     input: InputEstimate,
     ended: bool,
     failure: Option<StreamFailure>,
+    scrubber: Option<std::sync::Arc<crate::scrub::Scrubber>>,
 }
 
 impl StreamProcessor {
@@ -237,6 +251,7 @@ impl StreamProcessor {
             options,
             mut input,
             max_event_bytes,
+            scrubber,
         } = spec;
         let mode = match (upstream, caller) {
             (WireDialect::OpenAi, Dialect::OpenAi) => Mode::OpenAi(Box::new(openai::OpenAiPass::new(
@@ -266,6 +281,7 @@ impl StreamProcessor {
             input,
             ended: false,
             failure: None,
+            scrubber,
         }
     }
 
@@ -317,7 +333,10 @@ impl StreamProcessor {
         }
     }
 
-    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<u8>) {
+    fn fail(&mut self, mut failure: StreamFailure, out: &mut Vec<u8>) {
+        if let Some(s) = &self.scrubber {
+            failure.scrub(s);
+        }
         let info = failure.info(&self.provider);
         match &mut self.mode {
             Mode::OpenAi(_) => openai::write_error(&info, out),

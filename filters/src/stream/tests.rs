@@ -256,6 +256,27 @@ fn in_band_errors_end_the_stream_in_the_callers_envelope() {
 }
 
 #[test]
+fn credentials_quoted_in_a_mid_stream_error_are_scrubbed_in_every_mode() {
+    let quoted = "Incorrect API key provided: Bearer sk-hostile-999 (key sk-hostile-999)";
+    let bodies = [
+        (WireDialect::OpenAi, Dialect::OpenAi, format!("{}data: {{\"error\":{{\"message\":\"{quoted}\"}}}}\n\n", chunk(json!({"content":"a"}), None))),
+        (WireDialect::OpenAi, Dialect::Anthropic, format!("{}data: {{\"error\":{{\"message\":\"{quoted}\"}}}}\n\n", chunk(json!({"content":"a"}), None))),
+        (WireDialect::Anthropic, Dialect::Anthropic, format!("event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":\"{quoted}\"}}}}\n\n")),
+    ];
+    for (up, caller, body) in bodies {
+        let spec = StreamSpec {
+            scrubber: Some(std::sync::Arc::new(crate::scrub::Scrubber::new(["sk-hostile-999"]))),
+            ..StreamSpec::new(up, caller, "mock-east", opts(false))
+        };
+        let (out, p) = run(StreamProcessor::new(spec), &[body.as_bytes()], None);
+        assert!(!out.contains("sk-hostile"), "{up:?}->{caller:?}: {out}");
+        assert!(out.contains("Bearer [REDACTED] (key [REDACTED])"), "{out}");
+        let f = p.failure().expect("failed");
+        assert!(!f.info("x").message.contains("sk-hostile"), "{f:?}");
+    }
+}
+
+#[test]
 fn repeated_tool_call_ids_and_names_are_sent_once_per_call() {
     // llama.cpp repeats `id`, `type` and `function.name` in every fragment.
     let frag = |args: &str| {
