@@ -208,6 +208,9 @@ impl BackgroundService for StoreFlusher {
 struct ReadyAnnouncer {
     addr: SocketAddr,
     data_dir: PathBuf,
+    /// Written with this process's id once it serves (`server.pid_file`),
+    /// so scripts can signal the instance that owns the listener.
+    pid_file: PathBuf,
     live: Arc<live::Live>,
 }
 
@@ -228,6 +231,9 @@ impl BackgroundService for ReadyAnnouncer {
         for _ in 0..1000 {
             if tokio::net::TcpStream::connect(probe).await.is_ok() {
                 let _ = std::fs::write(self.data_dir.join("listen.addr"), self.addr.to_string());
+                if let Err(e) = std::fs::write(&self.pid_file, format!("{}\n", std::process::id())) {
+                    log::warn!("could not write pid file {}: {e}", self.pid_file.display());
+                }
                 log::info!("switchyard {} listening on {}", env!("CARGO_PKG_VERSION"), self.addr);
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "switchyard ready on {}", self.addr);
@@ -340,6 +346,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     let metrics_listen = snap.metrics_listen.clone();
     let metrics = Arc::new(telemetry::metrics::Metrics::new());
     known_labels(&metrics, &snap);
+    let pid_file = snap.server.pid_file.clone();
     let live = Arc::new(live::Live::new(snap));
     let (reload_metrics, reload_live) = (metrics.clone(), live.clone());
     let reloader = Arc::new(reload::Reloader::new(
@@ -419,6 +426,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         ReadyAnnouncer {
             addr: listen_addr,
             data_dir,
+            pid_file,
             live,
         },
     ));

@@ -201,3 +201,10 @@ async fn admin_model_override_names_are_percent_decoded() {
             .expect("send");
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn the_data_dir_holds_a_pid_file_naming_the_serving_process() {
+    let s = setup().await;
+    let text = std::fs::read_to_string(s.gw.data_dir.join("switchyard.pid")).expect("pid file");
+    assert_eq!(text.trim().parse::<u32>().ok(), Some(s.gw.pid()), "{text:?}");
+}
