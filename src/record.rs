@@ -5,6 +5,7 @@
 //! store off the request path.
 
 use serde::{Deserialize, Serialize};
+use switchyard_filters::percent::percent_decode;
 use switchyard_filters::scrub::{Scrubber, REDACTED};
 use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
@@ -127,41 +128,11 @@ pub struct AuditEntry {
     pub bodies_truncated: bool,
 }
 
-/// Header names whose values are never stored or shown.
-pub const SECRET_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "cookie",
-    "set-cookie",
-];
-
-/// Query parameters whose values are credentials (`?key=` is Gemini's).
-pub const SECRET_QUERY_PARAMS: &[&str] = &[
-    "key",
-    "api_key",
-    "api-key",
-    "apikey",
-    "x-api-key",
-    "x-goog-api-key",
-    "token",
-    "access_token",
-    "auth",
-    "authorization",
-    "password",
-    "secret",
-    "client_secret",
-    "sig",
-    "signature",
-    "session",
-    "bearer",
-];
-
-/// Name fragments that mark a header or parameter as a credential even when
-/// it is not in the lists above (`X-Custom-Api-Key`, `refresh_token`,
-/// `sessionid`, `X-Amz-Signature`).
+/// Name fragments that mark a header or query parameter as a credential:
+/// `authorization`, `x-api-key`, `x-goog-api-key`, `cookie`, Gemini's `key`,
+/// `access_token`, `client_secret`, `password`, `sig`, `session`, `bearer`,
+/// and also names no list would hold (`X-Custom-Api-Key`, `refresh_token`,
+/// `X-Amz-Signature`).
 const SECRET_NAME_PARTS: &[&str] = &[
     "key",
     "token",
@@ -178,9 +149,7 @@ const SECRET_NAME_PARTS: &[&str] = &[
 /// Whether a header or query parameter name looks like it carries a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    SECRET_HEADERS.contains(&n.as_str())
-        || SECRET_QUERY_PARAMS.contains(&n.as_str())
-        || SECRET_NAME_PARTS.iter().any(|p| n.contains(p))
+    SECRET_NAME_PARTS.iter().any(|p| n.contains(p))
 }
 
 /// Replaces secret header values with `[REDACTED]`: by name, and any known
@@ -202,6 +171,12 @@ pub fn redact_headers<'a>(
         .collect()
 }
 
+/// A query name decoded for matching (`x%2Dapi%2Dkey`); as sent when it
+/// does not decode.
+fn decoded(name: &str) -> String {
+    percent_decode(name).unwrap_or_else(|| name.to_string())
+}
+
 /// Redacts credential-like query parameters of a path, and any known
 /// secret anywhere in it.
 pub fn redact_path(path_and_query: &str, scrubber: &Scrubber) -> String {
@@ -211,37 +186,12 @@ pub fn redact_path(path_and_query: &str, scrubber: &Scrubber) -> String {
     let q: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if is_secret_name(&percent_decoded_lossy(k)) => format!("{k}={REDACTED}"),
-            None if is_secret_name(&percent_decoded_lossy(pair)) => REDACTED.to_string(),
+            Some((k, _)) if is_secret_name(&decoded(k)) => format!("{k}={REDACTED}"),
+            None if is_secret_name(&decoded(pair)) => REDACTED.to_string(),
             _ => pair.to_string(),
         })
         .collect();
     scrubber.scrub(&format!("{path}?{}", q.join("&"))).into_owned()
-}
-
-/// A query name with `%XX` and `+` decoded, for matching only.
-fn percent_decoded_lossy(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod ir;
 pub(crate) mod jv;
 pub mod openai;
 pub mod passthrough;
+pub mod percent;
 pub mod scrub;
 pub mod sse;
 pub mod stream;

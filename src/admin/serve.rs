@@ -145,7 +145,7 @@ async fn overrides(g: &Gateway, method: &str, path: &str, body: &[u8]) -> AdminR
         .unwrap_or("")
         .trim_start_matches('/');
     // Model names hold `/` (`openai/gpt-4o`), which clients send encoded.
-    let Some(decoded) = super::params::percent_decode(raw) else {
+    let Some(decoded) = switchyard_filters::percent::percent_decode(raw) else {
         return AdminError::BadParam {
             param: "model".into(),
             message: "the model name in the path is not valid percent-encoded UTF-8".into(),
