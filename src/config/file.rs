@@ -65,6 +65,11 @@ pub struct ProviderFile {
 
 /// Parses YAML, interpolates `${VAR}` / `${VAR:-default}` in string values,
 /// then deserializes each top-level key on its own so every error is reported.
+///
+/// Interpolation happens on strings, so `grace_period_seconds: ${GRACE:-15}`
+/// first reads as the string `"15"`. A field that refuses it is retried with
+/// the expansion read as a YAML scalar (number or bool); string fields keep
+/// the text, so `api_key: ${KEY}` with an all-digit key stays a string.
 pub(super) fn parse_file(text: &str, env: &HashMap<String, String>, errs: &mut Vec<ConfigError>) -> FileConfig {
     let mut root: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
@@ -76,17 +81,39 @@ pub(super) fn parse_file(text: &str, env: &HashMap<String, String>, errs: &mut V
     if root.is_null() {
         return FileConfig::default();
     }
-    interpolate(&mut root, env, "", errs);
-    let Some(map) = root.as_mapping() else {
+    let mut typed = Vec::new();
+    interpolate(&mut root, env, &mut Vec::new(), &mut typed, errs);
+    if !root.is_mapping() {
         errs.push(err("file", "the top level must be a mapping".into()));
         return FileConfig::default();
-    };
-    // Deserialize key by key: one bad key must not hide the others.
+    }
+    loop {
+        let (cfg, key_errs) = deserialize_keys(&root);
+        // Retype each expansion a field refused; stop once nothing changes.
+        let mut retyped = false;
+        for (path, _) in &key_errs {
+            if let Some(i) = typed.iter().position(|t: &Typed| t.path() == *path) {
+                let t = typed.swap_remove(i);
+                retyped |= t.apply(&mut root);
+            }
+        }
+        if !retyped {
+            errs.extend(key_errs.into_iter().map(|(p, m)| err(&p, m)));
+            return cfg;
+        }
+    }
+}
+
+/// Deserializes key by key (and provider by provider): one bad key must not
+/// hide the others. Returns the config of the good keys and each error.
+fn deserialize_keys(root: &serde_yaml::Value) -> (FileConfig, Vec<(String, String)>) {
+    let mut errs = Vec::new();
     let mut good = serde_yaml::Mapping::new();
+    let Some(map) = root.as_mapping() else {
+        return (FileConfig::default(), errs);
+    };
     for (k, v) in map {
         let key = k.as_str().unwrap_or("?").to_string();
-        let mut single = serde_yaml::Mapping::new();
-        single.insert(k.clone(), v.clone());
         if key == "providers" {
             if let Some(provs) = v.as_mapping() {
                 let mut ok = serde_yaml::Mapping::new();
@@ -97,13 +124,15 @@ pub(super) fn parse_file(text: &str, env: &HashMap<String, String>, errs: &mut V
                         Ok(_) => {
                             ok.insert(pk.clone(), pv.clone());
                         }
-                        Err(e) => errs.push(err(&format!("providers.{pname}.{}", e.path()), e.inner().to_string())),
+                        Err(e) => errs.push((format!("providers.{pname}.{}", e.path()), e.inner().to_string())),
                     }
                 }
                 good.insert(k.clone(), serde_yaml::Value::Mapping(ok));
                 continue;
             }
         }
+        let mut single = serde_yaml::Mapping::new();
+        single.insert(k.clone(), v.clone());
         let r: Result<FileConfig, _> = serde_path_to_error::deserialize(serde_yaml::Value::Mapping(single));
         match r {
             Ok(_) => {
@@ -112,33 +141,107 @@ pub(super) fn parse_file(text: &str, env: &HashMap<String, String>, errs: &mut V
             Err(e) => {
                 let p = e.path().to_string();
                 let p = if p == "." { key.clone() } else { p };
-                errs.push(err(&p, e.inner().to_string()));
+                errs.push((p, e.inner().to_string()));
             }
         }
     }
-    serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default()
+    (
+        serde_yaml::from_value(serde_yaml::Value::Mapping(good)).unwrap_or_default(),
+        errs,
+    )
 }
 
-fn interpolate(v: &mut serde_yaml::Value, env: &HashMap<String, String>, path: &str, errs: &mut Vec<ConfigError>) {
+/// One step of a path into the YAML tree.
+#[derive(Clone)]
+enum Seg {
+    Key(serde_yaml::Value),
+    Index(usize),
+}
+
+/// An expansion that also reads as a YAML number or bool, kept in case the
+/// field it lands in wants that type.
+struct Typed {
+    segs: Vec<Seg>,
+    value: serde_yaml::Value,
+}
+
+impl Typed {
+    /// The path as `serde_path_to_error` prints it (`a.b[0].c`).
+    fn path(&self) -> String {
+        let mut out = String::new();
+        for s in &self.segs {
+            match s {
+                Seg::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k.as_str().unwrap_or("?"));
+                }
+                Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
+    /// Replaces the string at this path with the typed value.
+    fn apply(self, root: &mut serde_yaml::Value) -> bool {
+        let mut at = root;
+        for s in &self.segs {
+            let next = match s {
+                Seg::Key(k) => at.as_mapping_mut().and_then(|m| m.get_mut(k)),
+                Seg::Index(i) => at.as_sequence_mut().and_then(|q| q.get_mut(*i)),
+            };
+            match next {
+                Some(n) => at = n,
+                None => return false,
+            }
+        }
+        *at = self.value;
+        true
+    }
+}
+
+fn interpolate(
+    v: &mut serde_yaml::Value,
+    env: &HashMap<String, String>,
+    segs: &mut Vec<Seg>,
+    typed: &mut Vec<Typed>,
+    errs: &mut Vec<ConfigError>,
+) {
     match v {
         serde_yaml::Value::String(s) if s.contains("${") => match expand(s, env) {
-            Ok(x) => *s = x,
-            Err(m) => errs.push(err(if path.is_empty() { "file" } else { path }, m)),
+            Ok(x) => {
+                if let Ok(value @ (serde_yaml::Value::Number(_) | serde_yaml::Value::Bool(_))) =
+                    serde_yaml::from_str(&x)
+                {
+                    typed.push(Typed {
+                        segs: segs.clone(),
+                        value,
+                    });
+                }
+                *s = x;
+            }
+            Err(m) => {
+                let path = Typed {
+                    segs: segs.clone(),
+                    value: serde_yaml::Value::Null,
+                }
+                .path();
+                errs.push(err(if path.is_empty() { "file" } else { &path }, m));
+            }
         },
         serde_yaml::Value::Mapping(m) => {
             for (k, val) in m.iter_mut() {
-                let key = k.as_str().unwrap_or("?");
-                let p = if path.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{path}.{key}")
-                };
-                interpolate(val, env, &p, errs);
+                segs.push(Seg::Key(k.clone()));
+                interpolate(val, env, segs, typed, errs);
+                segs.pop();
             }
         }
         serde_yaml::Value::Sequence(seq) => {
             for (i, val) in seq.iter_mut().enumerate() {
-                interpolate(val, env, &format!("{path}[{i}]"), errs);
+                segs.push(Seg::Index(i));
+                interpolate(val, env, segs, typed, errs);
+                segs.pop();
             }
         }
         _ => {}

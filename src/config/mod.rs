@@ -426,6 +426,25 @@ mod tests {
     }
 
     #[test]
+    fn interpolated_numbers_and_bools_parse_as_their_field_types() {
+        let yaml = "max_body_bytes: ${MB:-4096}\nserver:\n  threads: ${T}\n  grace_period_seconds: ${GRACE:-15}\nproviders:\n  openai:\n    api_key: ${KEY}\n    read_timeout_ms: ${RT:-2500}\n    discover_models: ${D:-false}\n    models: [m1]\n";
+        let s = compile_env(&[("T", "3"), ("KEY", "12345678")], Some(yaml)).expect("numbers interpolate");
+        assert_eq!(s.max_body_bytes, 4096);
+        assert_eq!(s.server.threads, 3);
+        assert_eq!(s.server.grace_period_seconds, 15);
+        assert_eq!(
+            s.providers[0].keys[0].expose(),
+            "12345678",
+            "an all-digit key stays a string"
+        );
+        assert_eq!(s.providers[0].read_timeout.as_millis(), 2500);
+        assert!(!s.providers[0].lists_models());
+        let errs =
+            compile_env(&[], Some("server:\n  grace_period_seconds: ${GRACE:-soon}\n")).expect_err("not a number");
+        assert_eq!(errs[0].path, "server.grace_period_seconds", "{errs:?}");
+    }
+
+    #[test]
     fn secrets_never_debug_print() {
         let s = compile_env(
             &[
