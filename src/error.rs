@@ -27,6 +27,8 @@ pub enum GatewayError {
     ModelDisabled(String),
     /// Body larger than the configured limit.
     BodyTooLarge(usize),
+    /// The body arrived slower than the gateway waits for.
+    BodyTimeout,
     /// No such endpoint.
     RouteNotFound(String),
     /// Endpoint exists, method doesn't.
@@ -96,6 +98,7 @@ impl GatewayError {
             GatewayError::ModelNotFound(_) => 404,
             GatewayError::ModelDisabled(_) => 403,
             GatewayError::BodyTooLarge(_) => 413,
+            GatewayError::BodyTimeout => 408,
             GatewayError::RouteNotFound(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::Unauthorized(_) => 401,
@@ -117,6 +120,7 @@ impl GatewayError {
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::ModelDisabled(_) => "model_disabled",
             GatewayError::BodyTooLarge(_) => "body_too_large",
+            GatewayError::BodyTimeout => "body_timeout",
             GatewayError::RouteNotFound(_) => "route_not_found",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Unauthorized(_) => "unauthorized",
@@ -152,6 +156,7 @@ impl GatewayError {
             | GatewayError::ModelNotFound(_)
             | GatewayError::ModelDisabled(_)
             | GatewayError::BodyTooLarge(_)
+            | GatewayError::BodyTimeout
             | GatewayError::RouteNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)
@@ -203,6 +208,13 @@ impl GatewayError {
                 None,
                 Some("request_too_large"),
                 "request_too_large",
+            ),
+            GatewayError::BodyTimeout => e(
+                "The request body did not arrive in time".into(),
+                "invalid_request_error",
+                None,
+                Some("request_timeout"),
+                "invalid_request_error",
             ),
             GatewayError::RouteNotFound(p) => e(
                 format!("Unknown endpoint `{p}`"),
@@ -306,6 +318,7 @@ impl GatewayError {
             | GatewayError::ModelNotFound(_)
             | GatewayError::ModelDisabled(_)
             | GatewayError::BodyTooLarge(_)
+            | GatewayError::BodyTimeout
             | GatewayError::RouteNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)

@@ -14,8 +14,35 @@ use pingora_proxy::Session;
 /// the 413 instead of a reset; beyond it the connection is closed.
 const DRAIN_CAP: usize = 16 * 1024 * 1024;
 
-/// Reads the whole request body, refusing more than `limit` bytes.
-pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+/// How long an unwanted body is read and discarded after the answer (a
+/// lingering close: closing with unread bytes makes the kernel send a reset
+/// that can destroy the answer before the client reads it).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The slowest body upload served beyond `server.body_timeout_seconds`, in
+/// bytes per second: a client trickling a byte every few seconds cannot
+/// hold a connection.
+const MIN_BODY_RATE: u64 = 64 * 1024;
+
+/// Whether the caller waits for `100 Continue` before sending its body
+/// (curl does for uploads over 1 KiB, waiting a second when unanswered).
+fn expects_continue(session: &Session) -> bool {
+    let h = session.req_header();
+    h.version == http::Version::HTTP_11
+        && h.headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes: at once
+/// from a `Content-Length` over it (the client never has to send the body),
+/// or as soon as a chunked body passes it. Answers `Expect: 100-continue`
+/// first, and gives up on a body slower than [`MIN_BODY_RATE`].
+pub async fn read_body(
+    session: &mut Session,
+    limit: usize,
+    body_timeout: std::time::Duration,
+) -> Result<Bytes, GatewayError> {
     let declared = session
         .req_header()
         .headers
@@ -23,15 +50,34 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        drain_body(session, DRAIN_CAP).await;
+        session.set_keepalive(None);
         return Err(GatewayError::BodyTooLarge(limit));
     }
+    if expects_continue(session) && !session.is_body_done() {
+        // A failed write shows up as a failed body read just below. Pingora
+        // would take any header before the body as an early answer and end
+        // keep-alive; an interim 100 is not one.
+        if let Ok(cont) = ResponseHeader::build(100, Some(0)) {
+            session.set_close_on_response_before_downstream_finish(false);
+            let _ = session.write_response_header(Box::new(cont), false).await;
+            session.set_close_on_response_before_downstream_finish(true);
+        }
+    }
+    let started = std::time::Instant::now();
     let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
     loop {
-        match session.read_request_body().await {
+        let allowed = body_timeout + std::time::Duration::from_secs(buf.len() as u64 / MIN_BODY_RATE);
+        let Some(left) = allowed.checked_sub(started.elapsed()) else {
+            return Err(body_too_slow(session));
+        };
+        let read = match tokio::time::timeout(left, session.read_request_body()).await {
+            Ok(r) => r,
+            Err(_) => return Err(body_too_slow(session)),
+        };
+        match read {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
-                    drain_body(session, DRAIN_CAP).await;
+                    session.set_keepalive(None);
                     return Err(GatewayError::BodyTooLarge(limit));
                 }
                 buf.extend_from_slice(&chunk);
@@ -47,17 +93,52 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
     }
 }
 
+/// The connection of a body too slow to wait for is not reused.
+fn body_too_slow(session: &mut Session) -> GatewayError {
+    session.set_keepalive(None);
+    GatewayError::BodyTimeout
+}
+
 /// Reads and discards an unread body so the connection stays reusable
-/// (answering with a body unread makes Pingora close the connection).
+/// (answering with a body unread makes Pingora close the connection). A
+/// client waiting for `100 Continue` sends nothing, so nothing is read.
 pub async fn drain_body(session: &mut Session, limit: usize) {
-    let mut seen = 0usize;
-    while let Ok(Some(c)) = session.read_request_body().await {
-        seen += c.len();
-        if seen > limit {
-            session.set_keepalive(None);
-            return;
-        }
+    if expects_continue(session) {
+        session.set_keepalive(None);
+        return;
     }
+    let read = async {
+        let mut seen = 0usize;
+        while let Ok(Some(c)) = session.read_request_body().await {
+            seen += c.len();
+            if seen > limit {
+                return false;
+            }
+        }
+        true
+    };
+    if !matches!(tokio::time::timeout(LINGER, read).await, Ok(true)) {
+        session.set_keepalive(None);
+    }
+}
+
+/// After an answer sent before the body was read (a 413 from the header),
+/// reads what the client is still sending, bounded in bytes and time, so
+/// the close that follows cannot reset the answer away.
+pub async fn linger(session: &mut Session) {
+    if session.is_body_done() {
+        return;
+    }
+    let read = async {
+        let mut seen = 0usize;
+        while let Ok(Some(c)) = session.read_request_body().await {
+            seen += c.len();
+            if seen > DRAIN_CAP {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, read).await;
 }
 
 /// During a graceful stop or upgrade, answers with `Connection: close` so

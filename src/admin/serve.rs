@@ -34,7 +34,7 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
             return Err(e);
         }
     }
-    let body = http::read_body(session, snap.max_body_bytes).await?;
+    let body = http::read_body(session, snap.max_body_bytes, snap.server.body_timeout).await?;
     let method = session.req_header().method.as_str().to_string();
     let path = session.req_header().uri.path().to_string();
     let query = session.req_header().uri.query().map(str::to_string);

@@ -44,6 +44,9 @@ pub struct ServerFile {
     pub(super) graceful_shutdown_timeout_seconds: Option<u64>,
     pub(super) pid_file: Option<PathBuf>,
     pub(super) upgrade_sock: Option<PathBuf>,
+    pub(super) header_timeout_seconds: Option<u64>,
+    pub(super) body_timeout_seconds: Option<u64>,
+    pub(super) max_connections: Option<usize>,
 }
 
 /// A provider declared in the file.

@@ -52,6 +52,12 @@ pub struct ServerSettings {
     pub pid_file: PathBuf,
     /// Upgrade socket (same reason).
     pub upgrade_sock: PathBuf,
+    /// How long a request head may take from its first byte.
+    pub header_timeout: std::time::Duration,
+    /// How long a body may take, plus a second per 64 KiB of it.
+    pub body_timeout: std::time::Duration,
+    /// Open client connections beyond which the slowest idle ones are shed.
+    pub max_connections: usize,
 }
 
 /// Everything derived from config; swapped atomically on reload.
@@ -213,6 +219,9 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         upgrade_sock: sf
             .upgrade_sock
             .unwrap_or_else(|| data_dir.join("switchyard-upgrade.sock")),
+        header_timeout: std::time::Duration::from_secs(sf.header_timeout_seconds.unwrap_or(30).max(1)),
+        body_timeout: std::time::Duration::from_secs(sf.body_timeout_seconds.unwrap_or(30).max(1)),
+        max_connections: sf.max_connections.unwrap_or(8192).max(16),
     };
 
     // Pingora's TLS connector panics at start-up on an unreadable CA file;

@@ -77,6 +77,7 @@ pub async fn run(g: &Gateway, session: &mut Session, s: &mut RequestSummary) {
         if s.status == 0 {
             http::respond_error(session, s, &f.error, &f.headers).await;
         }
+        http::linger(session).await;
         s.error = Some(f.error);
     }
 }
@@ -124,7 +125,7 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     attribute(session, s)?;
 
     // Body, read once.
-    let body = http::read_body(session, snap.max_body_bytes).await?;
+    let body = http::read_body(session, snap.max_body_bytes, snap.server.body_timeout).await?;
     s.bytes_in = body.len();
     if snap.audit_bodies {
         s.capture = Some(Capture::of_request(&body));
