@@ -27,8 +27,11 @@ pub enum GatewayError {
     ModelDisabled(String),
     /// Body larger than the configured limit.
     BodyTooLarge(usize),
-    /// The body arrived slower than the gateway waits for.
-    BodyTimeout,
+    /// The request head or body arrived slower than the gateway waits for.
+    ClientTimeout(&'static str),
+    /// Bytes that are not an HTTP/1.1 request (Pingora's parser refused
+    /// them before any of the pipeline ran).
+    MalformedHttp,
     /// No such endpoint.
     RouteNotFound(String),
     /// Endpoint exists, method doesn't.
@@ -98,7 +101,8 @@ impl GatewayError {
             GatewayError::ModelNotFound(_) => 404,
             GatewayError::ModelDisabled(_) => 403,
             GatewayError::BodyTooLarge(_) => 413,
-            GatewayError::BodyTimeout => 408,
+            GatewayError::ClientTimeout(_) => 408,
+            GatewayError::MalformedHttp => 400,
             GatewayError::RouteNotFound(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::Unauthorized(_) => 401,
@@ -120,7 +124,8 @@ impl GatewayError {
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::ModelDisabled(_) => "model_disabled",
             GatewayError::BodyTooLarge(_) => "body_too_large",
-            GatewayError::BodyTimeout => "body_timeout",
+            GatewayError::ClientTimeout(_) => "client_timeout",
+            GatewayError::MalformedHttp => "malformed_http",
             GatewayError::RouteNotFound(_) => "route_not_found",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Unauthorized(_) => "unauthorized",
@@ -156,7 +161,8 @@ impl GatewayError {
             | GatewayError::ModelNotFound(_)
             | GatewayError::ModelDisabled(_)
             | GatewayError::BodyTooLarge(_)
-            | GatewayError::BodyTimeout
+            | GatewayError::ClientTimeout(_)
+            | GatewayError::MalformedHttp
             | GatewayError::RouteNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)
@@ -209,11 +215,18 @@ impl GatewayError {
                 Some("request_too_large"),
                 "request_too_large",
             ),
-            GatewayError::BodyTimeout => e(
-                "The request body did not arrive in time".into(),
+            GatewayError::ClientTimeout(part) => e(
+                format!("The request {part} did not arrive in time"),
                 "invalid_request_error",
                 None,
                 Some("request_timeout"),
+                "invalid_request_error",
+            ),
+            GatewayError::MalformedHttp => e(
+                "The request is not valid HTTP/1.1 (request line, header syntax, Content-Length, or a head over the size limit)".into(),
+                "invalid_request_error",
+                None,
+                Some("malformed_http"),
                 "invalid_request_error",
             ),
             GatewayError::RouteNotFound(p) => e(
@@ -318,7 +331,8 @@ impl GatewayError {
             | GatewayError::ModelNotFound(_)
             | GatewayError::ModelDisabled(_)
             | GatewayError::BodyTooLarge(_)
-            | GatewayError::BodyTimeout
+            | GatewayError::ClientTimeout(_)
+            | GatewayError::MalformedHttp
             | GatewayError::RouteNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)

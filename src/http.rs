@@ -96,7 +96,7 @@ pub async fn read_body(
 /// The connection of a body too slow to wait for is not reused.
 fn body_too_slow(session: &mut Session) -> GatewayError {
     session.set_keepalive(None);
-    GatewayError::BodyTimeout
+    GatewayError::ClientTimeout("body")
 }
 
 /// Reads and discards an unread body so the connection stays reusable
@@ -145,7 +145,7 @@ pub async fn linger(session: &mut Session) {
 /// keep-alive clients open their next request on a new connection (served
 /// by the new process) instead of racing the old one closing this one.
 pub fn close_if_shutting_down(session: &mut Session) {
-    if session.is_process_shutting_down() {
+    if crate::conns::draining() || session.is_process_shutting_down() {
         session.set_keepalive(None);
     }
 }

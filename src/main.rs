@@ -4,6 +4,7 @@ mod admin;
 mod alloc;
 mod cli;
 mod config;
+mod conns;
 mod discovery;
 mod endpoint;
 mod error;
@@ -20,6 +21,7 @@ mod recorder;
 mod reload;
 mod route;
 mod secret;
+mod signals;
 mod state;
 mod store;
 mod summary;
@@ -342,6 +344,8 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let grace = snap.server.grace_period_seconds;
+    let snap_server = snap.server.clone();
+    raise_fd_limit(snap_server.max_connections);
     let (usage_days, audit_days) = (snap.usage_retention_days, snap.audit_retention_days);
     let metrics_listen = snap.metrics_listen.clone();
     let metrics = Arc::new(telemetry::metrics::Metrics::new());
@@ -366,12 +370,22 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     let dropped = recorder.clone();
     metrics.set_dropped_source(move || dropped.dropped());
     let in_flight_metrics = metrics.clone();
+    let conns = conns::Conns::new(snap_server.header_timeout, snap_server.max_connections);
+    let open_conns = conns.clone();
+    // On stop, records are written until no request or connection is left,
+    // then the process exits at once instead of sitting out the grace period.
     let recorder_svc = recorder_svc
         .with_retention(usage_days, audit_days)
         .with_shutdown_linger(
             std::time::Duration::from_secs(grace.saturating_sub(1)),
-            Some(Arc::new(move || in_flight_metrics.in_flight_count())),
-        );
+            Some(Arc::new(move || {
+                in_flight_metrics.in_flight_count() + open_conns.open()
+            })),
+        )
+        .with_on_drained(Box::new(|| {
+            log::info!("nothing left in flight; exiting");
+            std::process::exit(0)
+        }));
     let services = state::Services {
         recorder,
         metrics: metrics.clone(),
@@ -380,7 +394,9 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         reloader: reloader.clone(),
     };
     let gw = state::Gateway::new(live.clone(), store.clone(), services);
-    let mut svc = pingora_proxy::http_proxy_service_with_name(&server.configuration, gw, "switchyard");
+    let proxy = pingora_proxy::http_proxy(&server.configuration, gw);
+    let guarded = conns::Guarded::new(proxy, conns.clone(), std::time::Duration::from_secs(grace));
+    let mut svc = pingora_core::services::listening::Service::new("switchyard".to_string(), guarded);
     // Pingora gives every accepted connection a 64 KiB read buffer, zeroed
     // on allocation: 64 KiB of RSS per open stream, most of the per-stream
     // cost. HTTP parsing reads into its own buffers, so reading straight
@@ -430,5 +446,29 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
             live,
         },
     ));
-    server.run_forever()
+    server.run(pingora_core::server::RunArgs {
+        shutdown_signal: Box::new(signals::DrainingSignals(conns)),
+    });
+    ExitCode::SUCCESS
+}
+
+/// Raises the soft open-file limit toward the hard one, enough for
+/// `max_connections` clients plus upstream connections and the store, so
+/// the connection cap (not the kernel) decides when connections are shed.
+fn raise_fd_limit(max_connections: usize) {
+    let want = (max_connections as u64).saturating_mul(2).saturating_add(1024);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= want {
+            return;
+        }
+        lim.rlim_cur = want.min(lim.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            log::warn!("could not raise the open-file limit to {}", lim.rlim_cur);
+        }
+    }
 }

@@ -34,6 +34,9 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> PResult<bool> {
         ctx.summary.start = Instant::now();
+        crate::conns::request_started();
+        // Pipelined requests are answered in order (RFC 9112 §9.3.2).
+        session.set_pipelining_enabled(true);
         ctx.in_flight = Some(self.svc.metrics.in_flight());
         pipeline::run(self, session, &mut ctx.summary).await;
         Ok(true)
@@ -58,5 +61,6 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         pipeline::record::finish(self, session, &mut ctx.summary);
         ctx.in_flight = None;
+        crate::conns::request_finished();
     }
 }

@@ -253,6 +253,7 @@ impl Recorder {
             retention_every: Duration::from_secs(3600),
             linger: Duration::ZERO,
             in_flight: None,
+            on_drained: None,
         };
         (Recorder { inner }, svc)
     }
@@ -311,6 +312,7 @@ pub struct RecorderService {
     retention_every: Duration,
     linger: Duration,
     in_flight: Option<InFlight>,
+    on_drained: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Reports requests still in flight (lets shutdown stop lingering early).
@@ -340,6 +342,14 @@ impl RecorderService {
     pub fn with_shutdown_linger(mut self, linger: Duration, in_flight: Option<InFlight>) -> Self {
         self.linger = linger;
         self.in_flight = in_flight;
+        self
+    }
+
+    /// Called once the queue is drained and flushed on shutdown: the
+    /// process has nothing left to do and need not sit out Pingora's grace
+    /// period.
+    pub fn with_on_drained(mut self, f: Box<dyn Fn() + Send + Sync>) -> Self {
+        self.on_drained = Some(f);
         self
     }
 
@@ -435,6 +445,9 @@ impl BackgroundService for RecorderService {
         }
         self.linger().await;
         self.drain().await;
+        if let Some(f) = &self.on_drained {
+            f();
+        }
     }
 }
 

@@ -195,3 +195,116 @@ async fn a_body_trickled_slower_than_the_minimum_rate_is_cut_off_with_408() {
     assert_eq!(r.json()["error"]["code"], "request_timeout");
     assert!(closes(&mut conn).await);
 }
+
+#[tokio::test]
+async fn a_head_trickled_past_the_header_timeout_gets_408_and_the_connection_closes() {
+    let (_mock, gw) = gateway(Some("server:\n  header_timeout_seconds: 1\n")).await;
+    let mut conn = TcpStream::connect(gw.addr).await.expect("connect");
+    conn.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("partial head");
+    let started = Instant::now();
+    let r = read_response(&mut conn, &mut Vec::new()).await;
+    assert_eq!(r.status, 408, "{}", r.head);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited the header timeout"
+    );
+    assert_eq!(r.json()["error"]["code"], "request_timeout");
+    assert!(closes(&mut conn).await);
+}
+
+#[tokio::test]
+async fn past_max_connections_the_longest_waiting_are_shed_and_health_still_answers() {
+    let (_mock, gw) = gateway(Some("server:\n  max_connections: 16\n")).await;
+    // Slow clients: each holds a connection with a head that never ends.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut c = TcpStream::connect(gw.addr).await.expect("connect");
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("partial head");
+        slow.push(c);
+    }
+    let r = tokio::time::timeout(
+        PROMPT,
+        reqwest::Client::new().get(format!("{}/health", gw.base_url)).send(),
+    )
+    .await
+    .expect("health answers promptly")
+    .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(closes(&mut slow[0]).await, "the longest-waiting slow client was shed");
+}
+
+#[tokio::test]
+async fn requests_the_http_parser_refuses_get_a_json_400_and_a_close() {
+    let (_mock, gw) = gateway(None).await;
+    let many_headers: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let long_url = format!(
+        "GET /v1/models?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "bad content-length",
+            post_head(0, "")
+                .replace("Content-Length: 0", "Content-Length: 12abc")
+                .into_bytes(),
+        ),
+        (
+            "duplicate content-length",
+            post_head(5, "Content-Length: 7\r\n").into_bytes(),
+        ),
+        (
+            "control byte in a header",
+            b"GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n".to_vec(),
+        ),
+        (
+            "500 headers",
+            format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+        ),
+        ("100 KB URL", long_url.into_bytes()),
+        ("garbage request line", b"\x16\x03\x01 not http at all\r\n\r\n".to_vec()),
+    ];
+    for (what, bytes) in cases {
+        let mut conn = TcpStream::connect(gw.addr).await.expect("connect");
+        conn.write_all(&bytes).await.expect("write");
+        let r = read_response(&mut conn, &mut Vec::new()).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.head);
+        assert_eq!(r.json()["error"]["code"], "malformed_http", "{what}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "{what}");
+        assert!(
+            r.header("server").is_none(),
+            "{what}: Pingora's own answer leaked: {}",
+            r.head
+        );
+    }
+    // The Anthropic path answers in the Anthropic envelope.
+    let mut conn = TcpStream::connect(gw.addr).await.expect("connect");
+    conn.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        .await
+        .expect("write");
+    let r = read_response(&mut conn, &mut Vec::new()).await;
+    assert_eq!(r.status, 400, "{}", r.head);
+    assert_eq!(r.json()["type"], "error");
+}
+
+#[tokio::test]
+async fn three_pipelined_requests_are_answered_in_order_on_one_connection() {
+    let (_mock, gw) = gateway(None).await;
+    let body = chat_body();
+    let mut bytes = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    bytes.extend_from_slice(post_head(body.len(), "").as_bytes());
+    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut conn = TcpStream::connect(gw.addr).await.expect("connect");
+    conn.write_all(&bytes).await.expect("write");
+    let mut buf = Vec::new();
+    let health = read_response(&mut conn, &mut buf).await;
+    let chat = read_response(&mut conn, &mut buf).await;
+    let models = read_response(&mut conn, &mut buf).await;
+    assert_eq!((health.status, chat.status, models.status), (200, 200, 200));
+    assert_eq!(chat.json()["choices"][0]["message"]["content"], "ok");
+    assert_eq!(models.json()["object"], "list");
+}
