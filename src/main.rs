@@ -156,6 +156,7 @@ fn known_labels(m: &telemetry::metrics::Metrics, snap: &Snapshot) {
 /// loads the model overrides into the live state.
 struct StoreOpener {
     lazy: Arc<store::lazy::LazyStore>,
+    usage_days: u32,
     data_dir: PathBuf,
     live: Arc<live::Live>,
 }
@@ -168,7 +169,7 @@ impl BackgroundService for StoreOpener {
             if self.lazy.is_open() {
                 break;
             }
-            if let Ok(s) = store::sled::SledStore::open(&self.data_dir) {
+            if let Ok(s) = store::sled::SledStore::open_checked(&self.data_dir, now_ms(), self.usage_days) {
                 self.lazy.set(Arc::new(s));
                 log::info!("store opened");
                 break;
@@ -282,7 +283,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     // The store opens now, or — while a previous process still holds it
     // during an upgrade — as soon as that process lets go.
     let lazy = Arc::new(store::lazy::LazyStore::new());
-    match store::sled::SledStore::open(&snap.data_dir) {
+    match store::sled::SledStore::open_checked(&snap.data_dir, now_ms(), snap.usage_retention_days) {
         Ok(s) => lazy.set(Arc::new(s)),
         Err(e) if upgrade => log::warn!("{e}; opening it when the previous process exits"),
         Err(e) => {
@@ -338,8 +339,11 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     };
     // Until the SIGHUP listener starts, a reload signal must not kill us.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    // A write past RLIMIT_FSIZE must fail with EFBIG like a full disk,
+    // not kill the process.
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -369,6 +373,8 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     let (recorder, recorder_svc) = recorder::Recorder::new(store.clone(), 100_000);
     let dropped = recorder.clone();
     metrics.set_dropped_source(move || dropped.dropped());
+    let (store_rec, store_view) = (recorder.clone(), store.clone());
+    metrics.set_store_source(move || (store_rec.stats().write_failures, store_view.failure().is_none()));
     let in_flight_metrics = metrics.clone();
     let conns = conns::Conns::new(snap_server.header_timeout, snap_server.max_connections);
     let open_conns = conns.clone();
@@ -416,6 +422,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         "store opener",
         StoreOpener {
             lazy,
+            usage_days,
             data_dir: data_dir.clone(),
             live: live.clone(),
         },
@@ -450,6 +457,13 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         shutdown_signal: Box::new(signals::DrainingSignals(conns)),
     });
     ExitCode::SUCCESS
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Raises the soft open-file limit toward the hard one, enough for

@@ -47,6 +47,9 @@ struct Inner {
     high_water: usize,
     dropped: AtomicU64,
     written: AtomicU64,
+    /// Batches the store failed to write, and its last error.
+    write_failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
     last_drop_log_ms: AtomicU64,
     last_error_log_ms: AtomicU64,
     wake: Notify,
@@ -175,6 +178,8 @@ impl Inner {
             }
             Ok((Err(e), batch)) => {
                 self.requeue(batch.into_items());
+                self.write_failures.fetch_add(1, Ordering::Relaxed);
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 Err(e)
             }
             Err(e) => {
@@ -220,6 +225,21 @@ impl Inner {
     }
 }
 
+/// The recorder's counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecorderStats {
+    /// Records the store accepted (durably) since start.
+    pub written: u64,
+    /// Records waiting in memory.
+    pub queued: usize,
+    /// Records dropped (queue full, or unwritable at shutdown).
+    pub dropped: u64,
+    /// Batches the store failed to write.
+    pub write_failures: u64,
+    /// The store's last write error.
+    pub last_error: Option<String>,
+}
+
 /// The handle the proxy records through (cheap to clone).
 #[derive(Clone)]
 pub struct Recorder {
@@ -241,6 +261,8 @@ impl Recorder {
             high_water: (capacity / 2).clamp(1, MAX_BATCH),
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            last_error: Mutex::new(None),
             last_drop_log_ms: AtomicU64::new(0),
             last_error_log_ms: AtomicU64::new(0),
             wake: Notify::new(),
@@ -283,6 +305,18 @@ impl Recorder {
     /// failed).
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// What the recorder knows of the store, for `/admin/runtime/store`
+    /// and the store metrics.
+    pub fn stats(&self) -> RecorderStats {
+        RecorderStats {
+            written: self.inner.written.load(Ordering::Relaxed),
+            queued: self.inner.queue().len(),
+            dropped: self.dropped(),
+            write_failures: self.inner.write_failures.load(Ordering::Relaxed),
+            last_error: self.inner.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
     }
 
     /// Records written to the store since start.
@@ -360,7 +394,10 @@ impl RecorderService {
                 self.inner.log_write_error(&e);
             }
             let idle = self.in_flight.as_ref().is_some_and(|f| f() == 0);
-            if idle && self.inner.queue().is_empty() {
+            // A store that stopped after a failed write takes nothing more;
+            // waiting out the grace period for it would only delay the exit.
+            let stuck = self.inner.store.failure().is_some();
+            if idle && (stuck || self.inner.queue().is_empty()) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -404,7 +441,7 @@ impl RecorderService {
             log::error!("usage recorder: {lost} records could not be written before shutdown");
         }
         let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || store.flush()).await {
+        match tokio::task::spawn_blocking(move || store.close()).await {
             Ok(Ok(())) => log::info!(
                 "usage recorder drained: {} records written since start",
                 self.inner.written.load(Ordering::Relaxed)

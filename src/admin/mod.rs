@@ -83,6 +83,9 @@ pub enum AdminError {
     },
     /// The store failed (500).
     Store(String),
+    /// The store stopped after a failed write (503: nothing is reported
+    /// that a restart could lose).
+    StoreStopped(String),
 }
 
 impl AdminError {
@@ -93,6 +96,7 @@ impl AdminError {
             AdminError::NotFound(_) => 404,
             AdminError::MethodNotAllowed { .. } => 405,
             AdminError::Store(_) => 500,
+            AdminError::StoreStopped(_) => 503,
         }
     }
 
@@ -113,6 +117,7 @@ impl AdminError {
                 "method_not_allowed",
             ),
             AdminError::Store(m) => (m.clone(), "server_error", None, "store_error"),
+            AdminError::StoreStopped(m) => (m.clone(), "server_error", None, "store_write_failed"),
         };
         let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
         let headers = match self {
@@ -129,6 +134,9 @@ impl AdminError {
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Failed(_) = e {
+            return AdminError::StoreStopped(e.to_string());
+        }
         log::error!("admin: {e}");
         AdminError::Store(e.to_string())
     }

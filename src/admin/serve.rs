@@ -61,6 +61,15 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         send(session, s, r).await;
         return Ok(());
     }
+    if path == "/admin/runtime/store" {
+        let r = if method == "GET" {
+            AdminResponse::ok(&store_state(g))
+        } else {
+            AdminError::MethodNotAllowed { allow: "GET" }.response()
+        };
+        send(session, s, r).await;
+        return Ok(());
+    }
     let resp = if path == "/admin/runtime/refresh" {
         if method == "POST" {
             refresh(g)
@@ -338,4 +347,21 @@ impl pingora_proxy::ProxyHttp for MetricsOnly {
             "metrics listener has no upstream",
         )
     }
+}
+
+/// `GET /admin/runtime/store`: whether records are landing durably, and
+/// the recorder's counters (a failed write stops the store until restart).
+fn store_state(g: &Gateway) -> serde_json::Value {
+    let failure = g.store.failure();
+    let state = match (&failure, g.store.is_open()) {
+        (Some(_), _) => "failed",
+        (None, false) => "opening",
+        (None, true) => "ok",
+    };
+    json!({
+        "state": state,
+        "error": failure,
+        "recorder": g.svc.recorder.stats(),
+        "disk_bytes": g.store.disk_bytes().ok(),
+    })
 }

@@ -16,8 +16,20 @@ use pingora_proxy::Session;
 pub async fn probe(g: &Gateway, session: &mut Session, s: &mut RequestSummary, ep: Endpoint) -> Result<(), Failure> {
     match ep {
         Endpoint::Ready => {
-            g.store.health().map_err(GatewayError::NotReady)?;
-            http::respond(session, s, 200, br#"{"status":"ready"}"#.to_vec(), &[]).await;
+            // Ready means "can serve". An upgraded process serves before the
+            // previous one lets go of the store, queueing records in memory
+            // meanwhile; a store that failed a write is not ready.
+            if let Some(why) = g.store.failure() {
+                return Err(GatewayError::NotReady(format!("store stopped after a failed write: {why}")).into());
+            }
+            let body = if g.store.is_open() {
+                g.store.health().map_err(GatewayError::NotReady)?;
+                br#"{"status":"ready","store":"ok"}"#.to_vec()
+            } else {
+                let queued = g.svc.recorder.stats().queued;
+                format!(r#"{{"status":"ready","store":"opening","queued_records":{queued}}}"#).into_bytes()
+            };
+            http::respond(session, s, 200, body, &[]).await;
         }
         Endpoint::Metrics => {
             let (ctype, body) = g.svc.metrics.render();

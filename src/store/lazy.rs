@@ -41,6 +41,18 @@ impl Store for LazyStore {
     fn health(&self) -> Result<(), String> {
         self.get().map_err(|e| e.to_string())?.health()
     }
+    fn failure(&self) -> Option<String> {
+        self.inner.get().and_then(|s| s.failure())
+    }
+    fn is_open(&self) -> bool {
+        self.inner.get().is_some()
+    }
+    fn close(&self) -> Result<(), String> {
+        match self.inner.get() {
+            Some(s) => s.close(),
+            None => Ok(()),
+        }
+    }
     fn flush(&self) -> Result<(), String> {
         match self.inner.get() {
             Some(s) => s.flush(),

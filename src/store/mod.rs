@@ -24,6 +24,10 @@ pub enum StoreError {
     Corrupt(String),
     /// A value could not be encoded (e.g. an override that is not JSON).
     Encode(String),
+    /// A write failed (disk full, I/O error): nothing more is written or
+    /// read until a restart, since what the engine holds in memory may not
+    /// be on disk.
+    Failed(String),
 }
 
 impl fmt::Display for StoreError {
@@ -32,6 +36,10 @@ impl fmt::Display for StoreError {
             StoreError::Backend(m) => write!(f, "store failure: {m}"),
             StoreError::Corrupt(m) => write!(f, "store data is corrupt: {m}"),
             StoreError::Encode(m) => write!(f, "cannot encode value for the store: {m}"),
+            StoreError::Failed(m) => write!(
+                f,
+                "store stopped after a failed write ({m}); restart the gateway once the disk has room"
+            ),
         }
     }
 }
@@ -44,6 +52,21 @@ impl std::error::Error for StoreError {}
 pub trait Store: Send + Sync {
     /// Ok when the store can serve reads and writes (`/health/ready`).
     fn health(&self) -> Result<(), String>;
+    /// Why the store stopped accepting writes, if it did (sticky until a
+    /// restart; see [`StoreError::Failed`]).
+    fn failure(&self) -> Option<String> {
+        None
+    }
+    /// Whether the store is open yet (an upgraded process opens it once
+    /// the previous one lets go).
+    fn is_open(&self) -> bool {
+        true
+    }
+    /// Marks a clean shutdown after the last write, so the next start
+    /// skips the consistency check.
+    fn close(&self) -> Result<(), String> {
+        self.flush()
+    }
     /// Flushes buffered writes to disk (each recorder flush, shutdown).
     fn flush(&self) -> Result<(), String>;
     /// Bytes the store occupies on disk.

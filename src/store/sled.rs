@@ -32,7 +32,7 @@ use blocks::Series;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 /// Most records per block: bounds the work of reading one.
 pub const BLOCK_MAX: usize = 512;
@@ -52,9 +52,36 @@ const META_AUDIT_SPAN: &[u8] = b"mspan-audit";
 mod audit;
 #[path = "sled_blocks.rs"]
 mod blocks;
+#[path = "sled_repair.rs"]
+mod repair;
 
 fn be(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+/// The stored key of a roll-up row (new strings join `pend`).
+fn rollup_key(key: &RollupKey<'_>, pend: &mut Pending<'_>) -> Result<Vec<u8>, StoreError> {
+    let full = || StoreError::Backend("string dictionary is full".into());
+    let mut k = Writer {
+        buf: Vec::with_capacity(16),
+    };
+    let (prefix, day, parts): (u8, u32, [&str; 4]) = match *key {
+        RollupKey::Combo {
+            day,
+            provider,
+            model,
+            user_path,
+            key_id,
+        } => (b'r', day, [provider, model, user_path, key_id]),
+        RollupKey::Tag { day, key, value } => (b't', day, [key, value, "", ""]),
+    };
+    k.byte(prefix);
+    k.buf.extend_from_slice(&day.to_be_bytes());
+    let n = if prefix == b'r' { 4 } else { 2 };
+    for p in &parts[..n] {
+        k.varint(u64::from(pend.force(p).ok_or_else(full)?));
+    }
+    Ok(k.buf)
 }
 
 /// The string dictionary: every interned string and its id, loaded at open.
@@ -131,6 +158,11 @@ pub struct SledStore {
     /// Audit entry blocks.
     audit: Series,
     blocks_read: AtomicU64,
+    /// Held for writing while a batch is applied and flushed, so no reader
+    /// ever sees a batch that is not yet durable.
+    visible: RwLock<()>,
+    /// Set by the first failed write; every later read and write fails.
+    failed: OnceLock<String>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -179,7 +211,28 @@ impl SledStore {
             write_lock: Mutex::new(()),
             dict: RwLock::new(dict),
             blocks_read: AtomicU64::new(0),
+            visible: RwLock::new(()),
+            failed: OnceLock::new(),
         })
+    }
+
+    /// Opens the store and, after an unclean stop, repairs the roll-ups
+    /// from the usage log (see `sled_repair.rs`), saying what it fixed.
+    pub fn open_checked(data_dir: &Path, now_ms: u64, usage_days: u32) -> Result<SledStore, StoreError> {
+        let s = Self::open(data_dir)?;
+        match s.recover(now_ms, usage_days)? {
+            Some(r) if r.rows_fixed > 0 => log::warn!(
+                "store: the last stop was not clean and {} roll-up rows disagreed with the usage log ({} records); rebuilt them from the log",
+                r.rows_fixed,
+                r.records
+            ),
+            Some(r) => log::info!(
+                "store: the last stop was not clean; roll-ups agree with the usage log ({} records)",
+                r.records
+            ),
+            None => {}
+        }
+        Ok(s)
     }
 
     /// Usage and audit blocks decoded by log pages and lookups since open:
@@ -227,28 +280,8 @@ impl SledStore {
         pend: &mut Pending<'_>,
         batch: &mut sled::Batch,
     ) -> Result<(), StoreError> {
-        let full = || StoreError::Backend("string dictionary is full".into());
         for (key, delta) in rollup_batch(usage) {
-            let mut k = Writer {
-                buf: Vec::with_capacity(16),
-            };
-            let (prefix, day, parts): (u8, u32, [&str; 4]) = match key {
-                RollupKey::Combo {
-                    day,
-                    provider,
-                    model,
-                    user_path,
-                    key_id,
-                } => (b'r', day, [provider, model, user_path, key_id]),
-                RollupKey::Tag { day, key, value } => (b't', day, [key, value, "", ""]),
-            };
-            k.byte(prefix);
-            k.buf.extend_from_slice(&day.to_be_bytes());
-            let n = if prefix == b'r' { 4 } else { 2 };
-            for p in &parts[..n] {
-                k.varint(u64::from(pend.force(p).ok_or_else(full)?));
-            }
-            let k = k.buf;
+            let k = rollup_key(&key, pend)?;
             let mut c = match self.db.get(&k).map_err(be)? {
                 Some(v) => decode_counters(&v)?,
                 None => Counters::default(),
@@ -259,8 +292,40 @@ impl SledStore {
         Ok(())
     }
 
+    /// Applies `batch` and makes it durable before anyone can read it:
+    /// readers wait during apply + flush. After a failure sled may still
+    /// hold the batch in memory; showing it would report records that a
+    /// restart loses, so the store stops (see [`StoreError::Failed`]).
     fn apply(&self, batch: sled::Batch) -> Result<(), StoreError> {
-        self.db.apply_batch(batch).map_err(be)
+        let _v = self.visible.write().unwrap_or_else(PoisonError::into_inner);
+        self.check()?;
+        self.db
+            .apply_batch(batch)
+            .and_then(|()| self.db.flush().map(|_| ()))
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The store's state for readers and writers: failed stays failed.
+    fn check(&self) -> Result<(), StoreError> {
+        match self.failed.get() {
+            Some(m) => Err(StoreError::Failed(m.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: sled::Error) -> StoreError {
+        let m = e.to_string();
+        if self.failed.set(m.clone()).is_ok() {
+            log::error!("store write failed ({m}): the store stops accepting writes and reads until a restart");
+        }
+        StoreError::Failed(m)
+    }
+
+    /// Runs a read that sees only durable batches.
+    fn read<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let _v = self.visible.read().unwrap_or_else(PoisonError::into_inner);
+        self.check()?;
+        f()
     }
 
     fn delete_range(&self, lo: &[u8], hi: &[u8]) -> Result<(), StoreError> {
@@ -321,6 +386,7 @@ impl SledStore {
 
 impl Store for SledStore {
     fn health(&self) -> Result<(), String> {
+        self.check().map_err(|e| e.to_string())?;
         // A real round trip through the tree, not just "the handle exists".
         self.db
             .insert(b"__health", b"1")
@@ -328,7 +394,16 @@ impl Store for SledStore {
             .map_err(|e| format!("store write failed: {e}"))
     }
 
+    fn failure(&self) -> Option<String> {
+        self.failed.get().cloned()
+    }
+
+    fn close(&self) -> Result<(), String> {
+        self.mark_clean(true).map_err(|e| e.to_string())
+    }
+
     fn flush(&self) -> Result<(), String> {
+        self.check().map_err(|e| e.to_string())?;
         self.db
             .flush()
             .map(|_| ())
@@ -370,74 +445,76 @@ impl Store for SledStore {
     }
 
     fn usage_rollup(&self, q: &RollupQuery) -> Result<Vec<GroupRow>, StoreError> {
-        let prefix = if q.group_by == GroupBy::Tag { b't' } else { b'r' };
-        if q.from_day > q.to_day {
-            return Ok(Vec::new());
-        }
-        let lo = prefixed(prefix, &q.from_day.to_be_bytes());
-        let hi = match q.to_day.checked_add(1) {
-            Some(d) => prefixed(prefix, &d.to_be_bytes()),
-            None => vec![prefix + 1],
-        };
-        let bad = || StoreError::Corrupt("roll-up key".into());
-        // Aggregate by ids first; strings are resolved once per group.
-        let mut agg: HashMap<(Option<u32>, u32, u32), Counters> = HashMap::new();
-        for kv in self.db.range(lo.as_slice()..hi.as_slice()) {
-            let (k, v) = kv.map_err(be)?;
-            let day = u32_at(&k, 1).ok_or_else(bad)?;
-            let mut r = Reader::new(k.get(5..).ok_or_else(bad)?);
-            let mut ids = [0u32; 4];
-            for id in ids.iter_mut().take(if prefix == b'r' { 4 } else { 2 }) {
-                *id = r.varint_u32()?;
+        self.read(|| {
+            let prefix = if q.group_by == GroupBy::Tag { b't' } else { b'r' };
+            if q.from_day > q.to_day {
+                return Ok(Vec::new());
             }
-            let g = match q.group_by {
-                GroupBy::Total => (0, 0),
-                GroupBy::Provider => (ids[0], 0),
-                GroupBy::Model | GroupBy::Tag => (ids[0], ids[1]),
-                GroupBy::UserPath => (ids[2], 0),
-                GroupBy::Key => (ids[3], 0),
+            let lo = prefixed(prefix, &q.from_day.to_be_bytes());
+            let hi = match q.to_day.checked_add(1) {
+                Some(d) => prefixed(prefix, &d.to_be_bytes()),
+                None => vec![prefix + 1],
             };
-            let c = decode_counters(&v)?;
-            agg.entry((q.per_day.then_some(day), g.0, g.1)).or_default().merge(&c);
-        }
-        let dict = self.dict();
-        let s = |id: u32| -> Result<String, StoreError> {
-            dict.resolve(id)
-                .map(str::to_string)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown dictionary id {id}")))
-        };
-        let mut out = Vec::with_capacity(agg.len());
-        let mut paths: HashMap<(Option<u32>, String), Counters> = HashMap::new();
-        for ((day, a, b), counters) in agg {
-            let key = match q.group_by {
-                GroupBy::Total => GroupKey::Total,
-                GroupBy::Provider => GroupKey::Provider(s(a)?),
-                GroupBy::Model => GroupKey::Model {
-                    provider: s(a)?,
-                    model: s(b)?,
-                },
-                GroupBy::Key => GroupKey::Key(s(a)?),
-                GroupBy::Tag => GroupKey::Tag {
-                    key: s(a)?,
-                    value: s(b)?,
-                },
-                GroupBy::UserPath => {
-                    // Leaves are stored; every ancestor sums its subtree.
-                    let leaf = dict.resolve(a).ok_or_else(bad)?;
-                    for node in path_ancestors(leaf) {
-                        paths.entry((day, node.to_string())).or_default().merge(&counters);
-                    }
-                    continue;
+            let bad = || StoreError::Corrupt("roll-up key".into());
+            // Aggregate by ids first; strings are resolved once per group.
+            let mut agg: HashMap<(Option<u32>, u32, u32), Counters> = HashMap::new();
+            for kv in self.db.range(lo.as_slice()..hi.as_slice()) {
+                let (k, v) = kv.map_err(be)?;
+                let day = u32_at(&k, 1).ok_or_else(bad)?;
+                let mut r = Reader::new(k.get(5..).ok_or_else(bad)?);
+                let mut ids = [0u32; 4];
+                for id in ids.iter_mut().take(if prefix == b'r' { 4 } else { 2 }) {
+                    *id = r.varint_u32()?;
                 }
+                let g = match q.group_by {
+                    GroupBy::Total => (0, 0),
+                    GroupBy::Provider => (ids[0], 0),
+                    GroupBy::Model | GroupBy::Tag => (ids[0], ids[1]),
+                    GroupBy::UserPath => (ids[2], 0),
+                    GroupBy::Key => (ids[3], 0),
+                };
+                let c = decode_counters(&v)?;
+                agg.entry((q.per_day.then_some(day), g.0, g.1)).or_default().merge(&c);
+            }
+            let dict = self.dict();
+            let s = |id: u32| -> Result<String, StoreError> {
+                dict.resolve(id)
+                    .map(str::to_string)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown dictionary id {id}")))
             };
-            out.push(GroupRow { day, key, counters });
-        }
-        out.extend(paths.into_iter().map(|((day, p), counters)| GroupRow {
-            day,
-            key: GroupKey::UserPath(p),
-            counters,
-        }));
-        Ok(out)
+            let mut out = Vec::with_capacity(agg.len());
+            let mut paths: HashMap<(Option<u32>, String), Counters> = HashMap::new();
+            for ((day, a, b), counters) in agg {
+                let key = match q.group_by {
+                    GroupBy::Total => GroupKey::Total,
+                    GroupBy::Provider => GroupKey::Provider(s(a)?),
+                    GroupBy::Model => GroupKey::Model {
+                        provider: s(a)?,
+                        model: s(b)?,
+                    },
+                    GroupBy::Key => GroupKey::Key(s(a)?),
+                    GroupBy::Tag => GroupKey::Tag {
+                        key: s(a)?,
+                        value: s(b)?,
+                    },
+                    GroupBy::UserPath => {
+                        // Leaves are stored; every ancestor sums its subtree.
+                        let leaf = dict.resolve(a).ok_or_else(bad)?;
+                        for node in path_ancestors(leaf) {
+                            paths.entry((day, node.to_string())).or_default().merge(&counters);
+                        }
+                        continue;
+                    }
+                };
+                out.push(GroupRow { day, key, counters });
+            }
+            out.extend(paths.into_iter().map(|((day, p), counters)| GroupRow {
+                day,
+                key: GroupKey::UserPath(p),
+                counters,
+            }));
+            Ok(out)
+        })
     }
 
     fn usage_log(
@@ -446,17 +523,19 @@ impl Store for SledStore {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<UsageRecord>, StoreError> {
-        let dict = self.dict();
-        self.block_log(&self.usage, filter, cursor, limit, |v, window, out| {
-            let (_, views) = decode_block(v, &*dict)?;
-            for r in &views {
-                if window.admits(r.ts_ms, r.request_id)
-                    && filter.matches_usage(r.ts_ms, r.provider, r.model, r.upstream_model, r.user_path, r.status)
-                {
-                    out.push(r.to_record());
+        self.read(|| {
+            let dict = self.dict();
+            self.block_log(&self.usage, filter, cursor, limit, |v, window, out| {
+                let (_, views) = decode_block(v, &*dict)?;
+                for r in &views {
+                    if window.admits(r.ts_ms, r.request_id)
+                        && filter.matches_usage(r.ts_ms, r.provider, r.model, r.upstream_model, r.user_path, r.status)
+                    {
+                        out.push(r.to_record());
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })
     }
 
@@ -466,11 +545,11 @@ impl Store for SledStore {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        self.audit_page(filter, cursor, limit)
+        self.read(|| self.audit_page(filter, cursor, limit))
     }
 
     fn audit_get(&self, request_id: &str) -> Result<Option<AuditEntry>, StoreError> {
-        self.audit_find(request_id)
+        self.read(|| self.audit_find(request_id))
     }
 
     fn enforce_retention(&self, now_ms: u64, usage_days: u32, audit_days: u32) -> Result<(u64, u64), StoreError> {
@@ -490,30 +569,33 @@ impl Store for SledStore {
     }
 
     fn overrides_list(&self) -> Result<Vec<(String, ModelOverride)>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(b"o") {
-            let (k, v) = kv.map_err(be)?;
-            let name = std::str::from_utf8(&k[1..]).map_err(|_| StoreError::Corrupt("override name".into()))?;
-            let o: ModelOverride =
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("override {name}: {e}")))?;
-            out.push((name.to_string(), o));
-        }
-        Ok(out)
+        self.read(|| {
+            let mut out = Vec::new();
+            for kv in self.db.scan_prefix(b"o") {
+                let (k, v) = kv.map_err(be)?;
+                let name = std::str::from_utf8(&k[1..]).map_err(|_| StoreError::Corrupt("override name".into()))?;
+                let o: ModelOverride =
+                    serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("override {name}: {e}")))?;
+                out.push((name.to_string(), o));
+            }
+            Ok(out)
+        })
     }
 
     fn override_put(&self, name: &str, o: &ModelOverride) -> Result<(), StoreError> {
         let v = serde_json::to_vec(o).map_err(|e| StoreError::Encode(e.to_string()))?;
-        self.db
-            .insert(prefixed(b'o', name.as_bytes()), v)
-            .map(|_| ())
-            .map_err(be)
+        let mut batch = sled::Batch::default();
+        batch.insert(prefixed(b'o', name.as_bytes()), v);
+        self.apply(batch)
     }
 
     fn override_delete(&self, name: &str) -> Result<bool, StoreError> {
-        self.db
-            .remove(prefixed(b'o', name.as_bytes()))
-            .map(|o| o.is_some())
-            .map_err(be)
+        let key = prefixed(b'o', name.as_bytes());
+        let existed = self.read(|| self.db.contains_key(&key).map_err(be))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(key);
+        self.apply(batch)?;
+        Ok(existed)
     }
 }
 

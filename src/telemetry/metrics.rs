@@ -116,6 +116,9 @@ pub struct Metrics {
     reload_success: IntCounter,
     reload_failure: IntCounter,
     dropped: IntCounter,
+    store_failures: IntCounter,
+    store_up: IntGauge,
+    store_sync: Mutex<StoreSync>,
     dropped_sync: Mutex<DroppedSync>,
     known_models: ArcSwap<HashSet<String>>,
     known_providers: ArcSwap<HashSet<String>>,
@@ -270,6 +273,17 @@ impl Hasher for Prehashed {
 /// Reads the usage recorder's running total of dropped records.
 type DroppedSource = Box<dyn Fn() -> u64 + Send + Sync>;
 
+/// Reads the store's health: (failed writes since start, whether it works).
+type StoreSource = Box<dyn Fn() -> (u64, bool) + Send + Sync>;
+
+/// Where `switchyard_store_write_failures_total` and `switchyard_store_up`
+/// get their values.
+#[derive(Default)]
+struct StoreSync {
+    source: Option<StoreSource>,
+    synced: u64,
+}
+
 /// Where `switchyard_usage_records_dropped_total` gets its value, and how
 /// much of that value the exported counter already includes.
 struct DroppedSync {
@@ -370,6 +384,22 @@ impl Metrics {
         // failure instead of a series appearing out of nowhere.
         let reload_success = reloads.with_label_values(&["success"]);
         let reload_failure = reloads.with_label_values(&["failure"]);
+        let store_failures = reg(
+            &registry,
+            IntCounter::new(
+                "switchyard_store_write_failures_total",
+                "Recorder batches the store failed to write (disk full, I/O error).",
+            )
+            .expect("static metric definition is valid"),
+        );
+        let store_up = reg(
+            &registry,
+            IntGauge::new(
+                "switchyard_store_up",
+                "1 while the store accepts writes; 0 after a failed write, until a restart.",
+            )
+            .expect("static metric definition is valid"),
+        );
         let dropped = reg(
             &registry,
             IntCounter::new(
@@ -403,6 +433,9 @@ impl Metrics {
             reload_success,
             reload_failure,
             dropped,
+            store_failures,
+            store_up,
+            store_sync: Mutex::new(StoreSync::default()),
             dropped_sync: Mutex::new(DroppedSync {
                 source: None,
                 synced: 0,
@@ -503,6 +536,7 @@ impl Metrics {
     /// returns the `Content-Type` to send and the body.
     pub fn render(&self) -> (String, Vec<u8>) {
         self.sync_dropped();
+        self.sync_store();
         let encoder = TextEncoder::new();
         let families = self.registry.gather();
         let mut body = Vec::with_capacity(16 * 1024);
@@ -512,6 +546,25 @@ impl Metrics {
             log::error!("metrics: encoding the exposition failed: {e}");
         }
         (encoder.format_type().to_string(), body)
+    }
+
+    /// Where the store metrics come from (the recorder's view of the store).
+    pub fn set_store_source(&self, source: impl Fn() -> (u64, bool) + Send + Sync + 'static) {
+        let mut sync = self.store_sync.lock().unwrap_or_else(|p| p.into_inner());
+        sync.source = Some(Box::new(source));
+        sync.synced = 0;
+    }
+
+    fn sync_store(&self) {
+        let mut sync = self.store_sync.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((failures, up)) = sync.source.as_ref().map(|read| read()) else {
+            return;
+        };
+        if failures > sync.synced {
+            self.store_failures.inc_by(failures - sync.synced);
+        }
+        sync.synced = failures;
+        self.store_up.set(i64::from(up));
     }
 
     /// Brings the dropped-records counter up to date with its source.

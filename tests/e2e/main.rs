@@ -2,6 +2,7 @@
 //! providers on port 0 that speak the providers' real wire formats.
 
 mod core;
+mod durability;
 mod edges;
 mod errors;
 mod hardening;

@@ -324,6 +324,32 @@ async fn zero_downtime_upgrade() {
     // Busy keep-alive connections: the old process must end each one only
     // after a response carrying `Connection: close`.
     let load = spawn_load_with(base.clone(), stop.clone(), 4, true);
+    // A load balancer's probe on fresh connections, reaching both processes
+    // during the handover: ready must mean "can serve" throughout.
+    let probe = {
+        let (base, stop) = (base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let c = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client");
+            let (mut ok, mut not_ready, mut opening) = (0, Vec::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(format!("{base}/health/ready")).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok += 1;
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        if v["store"] == "opening" {
+                            opening += 1;
+                        }
+                    }
+                    Ok(r) => not_ready.push(r.status().as_u16()),
+                    Err(e) => not_ready.push(if e.is_connect() { 1 } else { 0 }),
+                }
+            }
+            (ok, not_ready, opening)
+        })
+    };
     // The new process: same address, data dir and upgrade socket.
     let new_dir = old.data_dir.clone();
     let env = [(
@@ -365,6 +391,13 @@ async fn zero_downtime_upgrade() {
     assert_eq!(r.status(), 200);
     stop.store(true, Ordering::Relaxed);
     let (ok, failed, dropped) = load.await.expect("load");
+    let (probed, not_ready, opening) = probe.await.expect("probe");
+    assert!(probed > 10, "the probe ran ({probed})");
+    assert!(
+        not_ready.is_empty(),
+        "readiness failed during the upgrade: {not_ready:?}"
+    );
+    eprintln!("readiness probes: {probed} ready, {opening} of them while the new process waited for the store");
     assert_eq!(dropped, 0, "keep-alive connections closed under a sending client");
     assert!(ok > 10, "load ran ({ok})");
     assert!(failed.is_empty(), "failed during upgrade: {failed:?}");

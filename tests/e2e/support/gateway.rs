@@ -46,7 +46,36 @@ impl Gateway {
         tmp: Option<tempfile::TempDir>,
         extra_args: &[&str],
     ) -> Gateway {
+        Self::spawn_limited(env, yaml, data_dir, tmp, extra_args, None).await
+    }
+
+    /// Like [`Gateway::spawn`], with the largest file the process may write
+    /// (`RLIMIT_FSIZE`): writes past it fail like a full disk (`EFBIG`).
+    pub async fn spawn_limited(
+        env: &[(&str, String)],
+        yaml: Option<&str>,
+        data_dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        extra_args: &[&str],
+        max_file_bytes: Option<u64>,
+    ) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        if let Some(limit) = max_file_bytes {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.arg("serve").args(extra_args).env_clear();
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
