@@ -49,9 +49,14 @@ use std::time::{Duration, Instant};
 use switchyard_filters::error::Dialect;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// While draining, an idle keep-alive connection is closed once it has been
-/// quiet this long: no request can be on its way.
+/// While an upgrade drains, an idle keep-alive connection is closed once it
+/// has been quiet this long: no request can be on its way.
 pub const DRAIN_IDLE: Duration = Duration::from_millis(1500);
+
+/// The same on a stop, shorter: nobody takes the client's next connection,
+/// so this only covers a request already on the wire when the signal came
+/// (measured: with no wait, 3 of 43,000 requests were reset).
+pub const STOP_IDLE: Duration = Duration::from_millis(300);
 
 const IDLE: u8 = 0;
 const HEAD: u8 = 1;
@@ -171,8 +176,8 @@ impl Conns {
 
     /// Starts draining: busy connections close after their response
     /// (`Connection: close`), idle ones once quiet for `idle` — on upgrade
-    /// [`DRAIN_IDLE`] (the client may be sending; the new process takes its
-    /// next connection), on stop none (no one would take it).
+    /// [`DRAIN_IDLE`] (the new process takes the client's next connection),
+    /// on stop [`STOP_IDLE`].
     /// A second call (Pingora's cleanup after the signal) changes nothing.
     pub fn start_draining(&self, idle: Duration) {
         if self.draining.load(Ordering::Acquire) {

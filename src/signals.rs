@@ -32,7 +32,7 @@ impl ShutdownSignalWatch for DrainingSignals {
         };
         match s {
             ShutdownSignal::GracefulUpgrade => self.0.start_draining(crate::conns::DRAIN_IDLE),
-            ShutdownSignal::GracefulTerminate => self.0.start_draining(std::time::Duration::ZERO),
+            ShutdownSignal::GracefulTerminate => self.0.start_draining(crate::conns::STOP_IDLE),
             ShutdownSignal::FastShutdown => {}
         }
         s
