@@ -457,8 +457,6 @@ impl AsyncRead for GuardedStream {
                     this.conn.enter(HEAD);
                     this.head_len = got.len().min(this.head_start.len());
                     this.head_start[..this.head_len].copy_from_slice(&got[..this.head_len]);
-                    let t = this.conn.conns.header_timeout;
-                    this.arm(t);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -468,6 +466,14 @@ impl AsyncRead for GuardedStream {
                 if phase == IDLE && this.drained_idle() {
                     this.swallow = true;
                     return Poll::Ready(Ok(()));
+                }
+                // The head deadline is armed only when a head is incomplete
+                // and we wait for more: a head that arrives in one read (the
+                // common case) never touches the timer wheel.
+                if phase == HEAD && !this.armed() {
+                    let waited = this.conn.conns.now_ms().saturating_sub(this.conn.since.load(Ordering::Relaxed));
+                    let t = this.conn.conns.header_timeout.saturating_sub(Duration::from_millis(waited));
+                    this.arm(t);
                 }
                 if this.armed() && this.timer.as_mut().poll(cx).is_ready() {
                     this.armed_for = None;
