@@ -219,6 +219,11 @@ impl Conn {
         self.phase.store(phase, Ordering::Release);
     }
 
+    /// How long the current phase has lasted.
+    fn age(&self) -> Duration {
+        Duration::from_millis(self.conns.now_ms().saturating_sub(self.since.load(Ordering::Relaxed)))
+    }
+
     fn wake(&self) {
         let w = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = w {
@@ -471,8 +476,7 @@ impl AsyncRead for GuardedStream {
                 // and we wait for more: a head that arrives in one read (the
                 // common case) never touches the timer wheel.
                 if phase == HEAD && !this.armed() {
-                    let waited = this.conn.conns.now_ms().saturating_sub(this.conn.since.load(Ordering::Relaxed));
-                    let t = this.conn.conns.header_timeout.saturating_sub(Duration::from_millis(waited));
+                    let t = this.conn.conns.header_timeout.saturating_sub(this.conn.age());
                     this.arm(t);
                 }
                 if this.armed() && this.timer.as_mut().poll(cx).is_ready() {
