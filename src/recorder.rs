@@ -63,9 +63,14 @@ fn now_ms() -> u64 {
 
 /// True at most once per second per `last` (rate-limits error logs).
 fn once_per_second(last: &AtomicU64) -> bool {
+    once_per(last, 1000)
+}
+
+/// True at most once per `every_ms` per `last`.
+fn once_per(last: &AtomicU64, every_ms: u64) -> bool {
     let now = now_ms();
     let prev = last.load(Ordering::Relaxed);
-    now.saturating_sub(prev) >= 1000
+    now.saturating_sub(prev) >= every_ms
         && last
             .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
@@ -215,7 +220,14 @@ impl Inner {
     }
 
     fn log_write_error(&self, e: &StoreError) {
-        if once_per_second(&self.last_error_log_ms) {
+        // A stopped store fails every retry the same way until a restart:
+        // say so once a minute, not every second.
+        let every = if matches!(e, StoreError::Failed(_)) {
+            60_000
+        } else {
+            1000
+        };
+        if once_per(&self.last_error_log_ms, every) {
             log::error!(
                 "usage recorder cannot write to the store ({e}); {} records queued, oldest dropped beyond {}",
                 self.queue().len(),
