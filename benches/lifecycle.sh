@@ -35,7 +35,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-lifecycle.XXXXXX")
 PIDS=()
 cleanup() {
     local p
-    for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    # Gateways get SIGINT (fast stop), the mock SIGTERM (it ignores SIGINT).
+    for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do
         for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null || true

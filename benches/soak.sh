@@ -14,7 +14,13 @@ IDLE_SECONDS=${IDLE_SECONDS:-60}
 TARGET=${CARGO_TARGET_DIR:-target}
 T=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-soak.XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$T"; }
+# The gateway gets SIGINT (fast stop), the mock SIGTERM (it ignores SIGINT).
+cleanup() {
+    kill -INT "${GP:-}" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 1
+    rm -rf "$T"
+}
 trap cleanup EXIT
 wait_line() { for _ in $(seq 1 200); do grep -m1 -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
