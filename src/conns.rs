@@ -72,6 +72,8 @@ pub struct Conns {
     header_timeout: Duration,
     max: usize,
     open: AtomicUsize,
+    /// Connections evicted and not yet closed.
+    closing: AtomicUsize,
     next_id: AtomicU64,
     draining: AtomicBool,
     /// While draining, how long an idle connection may stay quiet.
@@ -102,6 +104,7 @@ impl Conns {
             header_timeout,
             max,
             open: AtomicUsize::new(0),
+            closing: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             drain_idle_ms: AtomicU64::new(0),
@@ -138,17 +141,22 @@ impl Conns {
             waker: Mutex::new(None),
             conns: self.clone(),
         });
-        let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        self.open.fetch_add(1, Ordering::AcqRel);
         self.table().insert(conn.id, conn.clone());
-        if open > self.max {
+        // Connections told to close but not gone yet no longer count.
+        let staying = self.open().saturating_sub(self.closing.load(Ordering::Acquire));
+        if staying > self.max {
             // Make room in batches so a flood does not scan per accept.
-            self.evict(open - self.max + self.max / 64);
+            self.evict(staying - self.max + self.max / 64, conn.id);
         }
         conn
     }
 
-    fn deregister(&self, id: u64) {
-        self.table().remove(&id);
+    fn deregister(&self, conn: &Conn) {
+        self.table().remove(&conn.id);
+        if conn.evicted.load(Ordering::Acquire) {
+            self.closing.fetch_sub(1, Ordering::AcqRel);
+        }
         if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.gone.notify_waiters();
         }
@@ -156,16 +164,21 @@ impl Conns {
 
     /// Closes the `n` connections that have waited longest without a
     /// request in the pipeline.
-    fn evict(&self, n: usize) {
+    /// The newcomer (`except`) is never among them: it is the one the
+    /// room is made for.
+    fn evict(&self, n: usize, except: u64) {
         let mut waiting: Vec<Arc<Conn>> = self
             .table()
             .values()
-            .filter(|c| c.phase.load(Ordering::Acquire) != BUSY && !c.evicted.load(Ordering::Relaxed))
+            .filter(|c| c.id != except && c.phase.load(Ordering::Acquire) != BUSY && !c.evicted.load(Ordering::Relaxed))
             .cloned()
             .collect();
-        waiting.sort_by_key(|c| c.since.load(Ordering::Relaxed));
+        // Oldest first; within a millisecond, first registered first.
+        waiting.sort_by_key(|c| (c.since.load(Ordering::Relaxed), c.id));
         for c in waiting.into_iter().take(n) {
-            c.evicted.store(true, Ordering::Release);
+            if !c.evicted.swap(true, Ordering::AcqRel) {
+                self.closing.fetch_add(1, Ordering::AcqRel);
+            }
             c.wake();
         }
         log::warn!(
@@ -261,7 +274,7 @@ struct Registration(Arc<Conn>);
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.0.conns.deregister(self.0.id);
+        self.0.conns.deregister(&self.0);
     }
 }
 
