@@ -437,6 +437,7 @@ impl GuardedStream {
         self.replacement = Some((self.answer(&e), 0));
     }
 
+    /// Writes the rest of a replacement answer; with none pending, ready at once.
     fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         while let Some((out, done)) = self.replacement.as_mut() {
             if *done >= out.len() {
@@ -544,23 +545,15 @@ impl AsyncWrite for GuardedStream {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if this.replacement.is_some() {
-            match this.poll_replacement(cx) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
-            }
-        }
+        // A pending replacement answer goes out before anything else.
+        std::task::ready!(this.poll_replacement(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if this.replacement.is_some() {
-            match this.poll_replacement(cx) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
-            }
-        }
+        // A pending replacement answer goes out before anything else.
+        std::task::ready!(this.poll_replacement(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
@@ -568,9 +561,7 @@ impl AsyncWrite for GuardedStream {
 #[async_trait]
 impl Shutdown for GuardedStream {
     async fn shutdown(&mut self) {
-        if self.replacement.is_some() {
-            let _ = std::future::poll_fn(|cx| self.poll_replacement(cx)).await;
-        }
+        let _ = std::future::poll_fn(|cx| self.poll_replacement(cx)).await;
         self.inner.shutdown().await
     }
 }

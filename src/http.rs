@@ -103,21 +103,7 @@ fn body_too_slow(session: &mut Session) -> GatewayError {
 /// (answering with a body unread makes Pingora close the connection). A
 /// client waiting for `100 Continue` sends nothing, so nothing is read.
 pub async fn drain_body(session: &mut Session, limit: usize) {
-    if expects_continue(session) {
-        session.set_keepalive(None);
-        return;
-    }
-    let read = async {
-        let mut seen = 0usize;
-        while let Ok(Some(c)) = session.read_request_body().await {
-            seen += c.len();
-            if seen > limit {
-                return false;
-            }
-        }
-        true
-    };
-    if !matches!(tokio::time::timeout(LINGER, read).await, Ok(true)) {
+    if expects_continue(session) || !discard_body(session, limit).await {
         session.set_keepalive(None);
     }
 }
@@ -126,19 +112,25 @@ pub async fn drain_body(session: &mut Session, limit: usize) {
 /// reads what the client is still sending, bounded in bytes and time, so
 /// the close that follows cannot reset the answer away.
 pub async fn linger(session: &mut Session) {
-    if session.is_body_done() {
-        return;
+    if !session.is_body_done() {
+        discard_body(session, DRAIN_CAP).await;
     }
+}
+
+/// Reads and discards the rest of the body, at most `cap` bytes and
+/// [`LINGER`]; whether it ended within both.
+async fn discard_body(session: &mut Session, cap: usize) -> bool {
     let read = async {
         let mut seen = 0usize;
         while let Ok(Some(c)) = session.read_request_body().await {
             seen += c.len();
-            if seen > DRAIN_CAP {
-                return;
+            if seen > cap {
+                return false;
             }
         }
+        true
     };
-    let _ = tokio::time::timeout(LINGER, read).await;
+    matches!(tokio::time::timeout(LINGER, read).await, Ok(true))
 }
 
 /// During a graceful stop or upgrade, answers with `Connection: close` so

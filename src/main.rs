@@ -169,7 +169,7 @@ impl BackgroundService for StoreOpener {
             if self.lazy.is_open() {
                 break;
             }
-            if let Ok(s) = store::sled::SledStore::open_checked(&self.data_dir, now_ms(), self.usage_days) {
+            if let Ok(s) = store::sled::SledStore::open_checked(&self.data_dir, admin::now_ms(), self.usage_days) {
                 self.lazy.set(Arc::new(s));
                 log::info!("store opened");
                 break;
@@ -283,7 +283,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     // The store opens now, or — while a previous process still holds it
     // during an upgrade — as soon as that process lets go.
     let lazy = Arc::new(store::lazy::LazyStore::new());
-    match store::sled::SledStore::open_checked(&snap.data_dir, now_ms(), snap.usage_retention_days) {
+    match store::sled::SledStore::open_checked(&snap.data_dir, admin::now_ms(), snap.usage_retention_days) {
         Ok(s) => lazy.set(Arc::new(s)),
         Err(e) if upgrade => log::warn!("{e}; opening it when the previous process exits"),
         Err(e) => {
@@ -457,13 +457,6 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         shutdown_signal: Box::new(signals::DrainingSignals(conns)),
     });
     ExitCode::SUCCESS
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Raises the soft open-file limit toward the hard one, enough for
