@@ -51,6 +51,7 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         // Writes every queued usage record and audit entry now (tests, and
         // operators before a backup); answers how many were written.
         let r = if method == "POST" {
+            settle(g).await;
             match g.svc.recorder.flush_now().await {
                 Ok(n) => AdminResponse::ok(&json!({"written": n})),
                 Err(e) => AdminError::Store(e.to_string()).response(),
@@ -364,4 +365,15 @@ fn store_state(g: &Gateway) -> serde_json::Value {
         "recorder": g.svc.recorder.stats(),
         "disk_bytes": g.store.disk_bytes().ok(),
     })
+}
+
+/// Before a flush: a request answered just before this one is recorded in
+/// Pingora's logging phase, after its last byte left, so its record may
+/// not be queued yet. Waits (at most 1 s) until no request but this one is
+/// in flight, so a flush lands every request its caller saw answered.
+async fn settle(g: &Gateway) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while g.svc.metrics.in_flight_count() > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
