@@ -18,9 +18,10 @@
 //!
 //! - **Head deadline**: a head must be complete within `header_timeout` of
 //!   its first byte, or the client gets a 408 and the connection closes.
-//! - **Connection cap**: beyond `max_connections`, the longest-waiting Idle
-//!   or Head connections are closed to make room, so `/health` and the
-//!   admin API stay reachable; a Busy connection is never cut.
+//! - **Connection cap**: beyond `max_connections`, connections are closed to
+//!   make room — unfinished heads first, then idle ones, longest-waiting
+//!   first — so `/health` and the admin API stay reachable; a Busy
+//!   connection, and the newcomer itself, are never cut.
 //! - **Parser refusals**: what Pingora writes for a request the pipeline
 //!   never saw (its bare 400) is replaced by a JSON error in the caller's
 //!   dialect, with `Connection: close`.
@@ -173,8 +174,16 @@ impl Conns {
             .filter(|c| c.id != except && c.phase.load(Ordering::Acquire) != BUSY && !c.evicted.load(Ordering::Relaxed))
             .cloned()
             .collect();
-        // Oldest first; within a millisecond, first registered first.
-        waiting.sort_by_key(|c| (c.since.load(Ordering::Relaxed), c.id));
+        // Heads still arriving go first (a slow client holds them), then
+        // idle connections; oldest first, and within a millisecond first
+        // registered first.
+        waiting.sort_by_key(|c| {
+            (
+                c.phase.load(Ordering::Relaxed) != HEAD,
+                c.since.load(Ordering::Relaxed),
+                c.id,
+            )
+        });
         for c in waiting.into_iter().take(n) {
             if !c.evicted.swap(true, Ordering::AcqRel) {
                 self.closing.fetch_add(1, Ordering::AcqRel);
