@@ -435,6 +435,14 @@ pub fn block_header(buf: &[u8]) -> Result<BlockHeader, StoreError> {
     read_header(&mut r)
 }
 
+/// How many bytes a block's header takes: what a segment reference copies
+/// so scans can skip the block without reading it.
+pub fn block_header_len(buf: &[u8]) -> Result<usize, StoreError> {
+    let mut r = Reader::new(buf);
+    read_header(&mut r)?;
+    Ok(r.pos)
+}
+
 fn read_header(r: &mut Reader<'_>) -> Result<BlockHeader, StoreError> {
     if r.byte()? != VERSION {
         return Err(StoreError::Corrupt("unknown block version".into()));

@@ -7,17 +7,19 @@
 //! | prefix | key | value |
 //! | --- | --- | --- |
 //! | `d` | id u32 | dictionary string |
-//! | `u` | max_ts u64, seq u64 | block of up to [`BLOCK_MAX`] usage records spanning ≤ [`SPAN_MAX_MS`] |
+//! | `u` | max_ts u64, seq u64 | segment reference to a block of up to [`BLOCK_MAX`] usage records spanning ≤ [`SPAN_MAX_MS`] |
 //! | `r` | day u32, provider, model, user path, key (dictionary ids, varints) | counters |
 //! | `t` | day u32, tag key id, tag value id (varints) | counters |
-//! | `A` | max_ts u64, seq u64 | block of up to [`BLOCK_MAX`] audit entries (metadata) spanning ≤ [`SPAN_MAX_MS`] |
+//! | `A` | max_ts u64, seq u64 | segment reference to a block of up to [`BLOCK_MAX`] audit entries (metadata) spanning ≤ [`SPAN_MAX_MS`] |
 //! | `I` | id group (varint length, bytes), max_ts u64, seq u64 | the group's members in that `A` block |
-//! | `B` | max_ts u64, seq u64, request id | audit bodies of an entry of that `A` block |
+//! | `b` | max_ts u64, seq u64, request id | segment reference to the audit bodies of an entry of that `A` block (`B`: inline, as older versions wrote them) |
 //! | `o` | model name | override JSON |
-//! | `m` | name | metadata (largest block span of usage, of audit) |
+//! | `m` | name | metadata (largest block span of usage, of audit; newest item time of each segment file; clean-stop marker) |
 //!
 //! Usage and audit blocks share their machinery (`sled_blocks.rs`); audit
-//! specifics (index, bodies) are in `sled_audit.rs`.
+//! specifics (index, bodies) are in `sled_audit.rs`. The bytes of blocks and
+//! bodies are in segment files beside the tree (`sled_segments.rs` says
+//! why); a store written before them keeps its inline values readable.
 
 use super::encode::{
     decode_block, decode_counters, encode_block, encode_counters, Interner, Reader, RecView, Resolver, Writer,
@@ -54,6 +56,8 @@ mod audit;
 mod blocks;
 #[path = "sled_repair.rs"]
 mod repair;
+#[path = "sled_segments.rs"]
+mod segments;
 
 fn be(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -204,9 +208,10 @@ impl SledStore {
             dict.by_str.insert(s.clone(), id);
             dict.by_id.push(s);
         }
+        let files = path.join("segments");
         Ok(SledStore {
-            usage: Series::load(&db, b'u', META_SPAN)?,
-            audit: Series::load(&db, b'A', META_AUDIT_SPAN)?,
+            usage: Series::load(&db, &files, b'u', META_SPAN)?,
+            audit: Series::load(&db, &files, b'A', META_AUDIT_SPAN)?,
             db,
             write_lock: Mutex::new(()),
             dict: RwLock::new(dict),
@@ -243,8 +248,9 @@ impl SledStore {
         self.blocks_read.load(Ordering::Relaxed)
     }
 
-    /// Keys and key+value bytes per key prefix: the size breakdown the
-    /// tests and the bench print, without handing sled types out.
+    /// Keys and key+value bytes per key prefix (a segment reference counts
+    /// the bytes it refers to): the size breakdown the tests and the bench
+    /// print, without handing sled types out.
     #[allow(dead_code)] // tests and benches/store.rs
     pub fn prefix_sizes(&self) -> Result<BTreeMap<u8, (u64, u64)>, StoreError> {
         let mut by: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
@@ -252,7 +258,8 @@ impl SledStore {
             let (k, v) = kv.map_err(be)?;
             let x = by.entry(k.first().copied().unwrap_or(0)).or_default();
             x.0 += 1;
-            x.1 += (k.len() + v.len()) as u64;
+            let referred = segments::Loc::parse(&v)?.map_or(0, |l| l.len());
+            x.1 += (k.len() + v.len()) as u64 + referred;
         }
         Ok(by)
     }
@@ -299,6 +306,10 @@ impl SledStore {
     fn apply(&self, batch: sled::Batch) -> Result<(), StoreError> {
         let _v = self.visible.write().unwrap_or_else(PoisonError::into_inner);
         self.check()?;
+        // What the batch refers to is on disk before the batch is.
+        for s in [&self.usage, &self.audit] {
+            s.files.sync().map_err(|e| self.fail(e))?;
+        }
         self.db
             .apply_batch(batch)
             .and_then(|()| self.db.flush().map(|_| ()))
@@ -313,7 +324,7 @@ impl SledStore {
         }
     }
 
-    fn fail(&self, e: sled::Error) -> StoreError {
+    fn fail(&self, e: impl std::fmt::Display) -> StoreError {
         let m = e.to_string();
         if self.failed.set(m.clone()).is_ok() {
             log::error!("store write failed ({m}): the store stops accepting writes and reads until a restart");
@@ -364,7 +375,8 @@ impl SledStore {
             }
             let refs: Vec<&UsageRecord> = keep.iter().collect();
             let enc = encode_block(&refs, &mut pend);
-            batch.insert(k, enc);
+            let stored = self.block_ref(&self.usage, &enc, &mut batch)?;
+            batch.insert(k, stored);
         }
         for (i, s) in pend.new.iter().enumerate() {
             let id = (dict.by_id.len() + i) as u32;
@@ -411,7 +423,8 @@ impl Store for SledStore {
     }
 
     fn disk_bytes(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(be)
+        let files = self.usage.files.disk_bytes() + self.audit.files.disk_bytes();
+        Ok(self.db.size_on_disk().map_err(be)? + files)
     }
 
     fn write_batch(&self, usage: &[UsageRecord], audit: &[AuditEntry]) -> Result<(), StoreError> {
@@ -423,7 +436,8 @@ impl Store for SledStore {
         let mut pend = Pending::new(&dict);
         let mut batch = sled::Batch::default();
         let usage_span = self.put_blocks(&self.usage, usage, |chunk, key| {
-            batch.insert(key, encode_block(chunk, &mut pend));
+            let stored = self.block_ref(&self.usage, &encode_block(chunk, &mut pend), &mut batch)?;
+            batch.insert(key, stored);
             Ok(())
         })?;
         self.add_rollups(usage, &mut pend, &mut batch)?;

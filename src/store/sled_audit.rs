@@ -24,9 +24,13 @@ use std::collections::BTreeMap;
 /// empty when the group is a whole id). The length keeps one group's keys
 /// apart from a longer group it is a prefix of.
 const INDEX: u8 = b'I';
-/// Bodies key prefix: `B`, block key without its prefix, request id →
-/// bodies (only with `audit_bodies` on; kept apart so listings stay small).
-const BODIES: u8 = b'B';
+/// Bodies key prefix: `b`, block key without its prefix, request id →
+/// segment reference to the bodies (only with `audit_bodies` on; kept
+/// apart so listings stay small).
+const BODIES: u8 = b'b';
+/// Bodies stored inline by versions before segment files, keyed like
+/// [`BODIES`].
+const INLINE_BODIES: u8 = b'B';
 /// Length of a block key without its prefix byte (max_ts, seq).
 const BLOCK_ID_LEN: usize = 16;
 
@@ -105,8 +109,12 @@ fn lists(value: &[u8], member: u16) -> Result<bool, StoreError> {
 }
 
 fn bodies_key(block: &[u8], id: &str) -> Vec<u8> {
+    bodies_key_as(BODIES, block, id)
+}
+
+fn bodies_key_as(prefix: u8, block: &[u8], id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + block.len() + id.len());
-    k.push(BODIES);
+    k.push(prefix);
     k.extend_from_slice(block);
     k.extend_from_slice(id.as_bytes());
     k
@@ -122,7 +130,8 @@ fn shrink(block: &[u8], views: &[AuditView<'_>], cutoff: u64, batch: &mut sled::
     for (a, id) in views.iter().zip(&ids) {
         if a.ts_ms < cutoff && a.has_bodies {
             batch.remove(bodies_key(block, id));
-            n += 1;
+            batch.remove(bodies_key_as(INLINE_BODIES, block, id));
+            n += 2;
         }
     }
     let before = index_entries(block, ids.iter().map(String::as_str));
@@ -152,10 +161,12 @@ impl SledStore {
             }
             for a in chunk {
                 if let Some(b) = encode_audit_bodies(a) {
-                    batch.insert(bodies_key(block, &a.request_id), b);
+                    let stored = self.audit.files.put(&b, 0, a.ts_ms, batch).map_err(|e| self.fail(e))?;
+                    batch.insert(bodies_key(block, &a.request_id), stored);
                 }
             }
-            batch.insert(key, encode_audit_block(chunk));
+            let stored = self.block_ref(&self.audit, &encode_audit_block(chunk), batch)?;
+            batch.insert(key, stored);
             Ok(())
         })
     }
@@ -196,9 +207,12 @@ impl SledStore {
                     continue;
                 }
             }
-            let Some(v) = self.db.get(prefixed(self.audit.prefix, block)).map_err(be)? else {
-                // Written and removed with its block in one batch; a reader
-                // racing retention may still see the key.
+            // Written and removed with its block in one batch; a reader
+            // racing retention may still see the key.
+            let Some(stored) = self.db.get(prefixed(self.audit.prefix, block)).map_err(be)? else {
+                continue;
+            };
+            let Some(v) = self.resolve(&self.audit, &stored)? else {
                 continue;
             };
             self.blocks_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -207,7 +221,15 @@ impl SledStore {
             };
             let mut e = a.to_entry();
             if a.has_bodies {
-                if let Some(b) = self.db.get(bodies_key(block, request_id)).map_err(be)? {
+                if let Some(stored) = self.db.get(bodies_key(block, request_id)).map_err(be)? {
+                    if let Some(b) = self.resolve(&self.audit, &stored)? {
+                        decode_audit_bodies(&b, &mut e)?;
+                    }
+                } else if let Some(b) = self
+                    .db
+                    .get(bodies_key_as(INLINE_BODIES, block, request_id))
+                    .map_err(be)?
+                {
                     decode_audit_bodies(&b, &mut e)?;
                 }
             }
@@ -222,7 +244,10 @@ impl SledStore {
     /// entries deleted.
     pub(super) fn audit_retention(&self, cutoff: u64) -> Result<u64, StoreError> {
         let mut deleted = self.expire_blocks(&self.audit, cutoff, |k, v, batch| {
-            let (_, views) = decode_audit_block(v)?;
+            let Some(v) = self.resolve(&self.audit, v)? else {
+                return Ok(0);
+            };
+            let (_, views) = decode_audit_block(&v)?;
             Ok(shrink(k.get(1..).unwrap_or_default(), &views, cutoff, batch))
         })?;
         for (k, v) in self.straddling(&self.audit, cutoff)? {
@@ -232,7 +257,8 @@ impl SledStore {
             let kept: Vec<&AuditView<'_>> = views.iter().filter(|a| a.ts_ms >= cutoff).collect();
             deleted += (views.len() - kept.len()) as u64;
             // Same key: the newest entry, which the key names, stays.
-            batch.insert(k.clone(), rewrite_audit_block(&kept));
+            let stored = self.block_ref(&self.audit, &rewrite_audit_block(&kept), &mut batch)?;
+            batch.insert(k.clone(), stored);
             self.apply(batch)?;
         }
         Ok(deleted)

@@ -7,11 +7,17 @@
 //! Blocks are keyed by their newest timestamp, so a newest-first scan knows
 //! that every block not yet read holds only older items than the current
 //! key: items are emitted in exact `(ts, id)` order with a small heap.
+//!
+//! A block's bytes live in its series' segment files (`sled_segments.rs`);
+//! the tree value is a reference carrying the block's header. Stores
+//! written before segments hold blocks inline; both are read.
 
+use super::segments::{Loc, Segments, REF, REF_LEN};
 use super::{be, SledStore, BLOCK_MAX, DELETE_CHUNK, SPAN_MAX_MS};
 use crate::record::{AuditEntry, UsageRecord};
-use crate::store::encode::{block_header, IdRef};
+use crate::store::encode::{block_header, block_header_len, BlockHeader, IdRef};
 use crate::store::{Cursor, LogFilter, Page, StoreError};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,11 +30,19 @@ pub(super) struct Series {
     pub prefix: u8,
     span_key: &'static [u8],
     max_span: AtomicU64,
+    /// Where this series' block bytes (and audit bodies) are.
+    pub files: Segments,
 }
 
 impl Series {
-    /// The series with its widest span as stored.
-    pub fn load(db: &sled::Db, prefix: u8, span_key: &'static [u8]) -> Result<Series, StoreError> {
+    /// The series with its widest span as stored and its segment files
+    /// under `dir`.
+    pub fn load(
+        db: &sled::Db,
+        dir: &std::path::Path,
+        prefix: u8,
+        span_key: &'static [u8],
+    ) -> Result<Series, StoreError> {
         let span = match db.get(span_key).map_err(be)? {
             None => 0,
             Some(v) => u64_at(&v, 0).ok_or_else(|| StoreError::Corrupt("block span metadata".into()))?,
@@ -37,6 +51,7 @@ impl Series {
             prefix,
             span_key,
             max_span: AtomicU64::new(span),
+            files: Segments::open(db, dir, prefix)?,
         })
     }
 
@@ -75,6 +90,15 @@ pub(super) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     let mut a = [0u8; 8];
     a.copy_from_slice(s);
     Some(u64::from_be_bytes(a))
+}
+
+/// A stored block's header, whether the tree holds the block or a
+/// reference to it.
+pub(super) fn header_of(v: &[u8]) -> Result<BlockHeader, StoreError> {
+    match v.first() {
+        Some(&REF) => block_header(v.get(REF_LEN..).unwrap_or_default()),
+        _ => block_header(v),
+    }
 }
 
 /// What the block machinery needs to know of an item.
@@ -121,6 +145,25 @@ impl Window<'_> {
 }
 
 impl SledStore {
+    /// Appends the encoded block `enc` to `s`'s segment files and returns
+    /// the reference the tree stores under its key (a failed append stops
+    /// the store, as a failed tree write does).
+    pub(super) fn block_ref(&self, s: &Series, enc: &[u8], batch: &mut sled::Batch) -> Result<Vec<u8>, StoreError> {
+        let max_ts = block_header(enc)?.max_ts;
+        let keep = block_header_len(enc)?;
+        s.files.put(enc, keep, max_ts, batch).map_err(|e| self.fail(e))
+    }
+
+    /// The bytes of a stored value of `s`: an inline value as it is, a
+    /// reference read from its segment. `None` when the segment is gone (a
+    /// reader racing retention).
+    pub(super) fn resolve<'v>(&self, s: &Series, v: &'v [u8]) -> Result<Option<Cow<'v, [u8]>>, StoreError> {
+        match Loc::parse(v)? {
+            None => Ok(Some(Cow::Borrowed(v))),
+            Some(loc) => Ok(s.files.get(loc)?.map(Cow::Owned)),
+        }
+    }
+
     /// Sorts `items` by `(ts, id)`, cuts them into blocks and has `put` add
     /// each (with its key) to the batch being built. Returns the widest span.
     pub(super) fn put_blocks<'t, T: Logged>(
@@ -181,10 +224,12 @@ impl SledStore {
         let mut fresh = Vec::new();
         while let Some(kv) = iter.next() {
             let (_, v) = kv.map_err(be)?;
-            let h = block_header(&v)?;
+            let h = header_of(&v)?;
             if h.min_ts <= upper && h.max_ts >= lower {
                 self.blocks_read.fetch_add(1, Ordering::Relaxed);
-                read(&v, &window, &mut fresh)?;
+                if let Some(block) = self.resolve(s, &v)? {
+                    read(&block, &window, &mut fresh)?;
+                }
                 for t in fresh.drain(..) {
                     heap.push((t.ts_ms(), t.request_id().to_string(), Reverse(found.len())));
                     found.push(Some(t));
@@ -220,8 +265,9 @@ impl SledStore {
 
     /// Deletes the blocks whose items are all older than `cutoff`, in
     /// batches of about [`DELETE_CHUNK`] keys; `also` adds the removal of
-    /// keys that belong to a block (its key, its value) to the same batch
-    /// and returns how many. Returns the items deleted.
+    /// keys that belong to a block (its key, its stored value) to the same
+    /// batch and returns how many. Then deletes the segment files left with
+    /// nothing but expired items. Returns the items deleted.
     pub(super) fn expire_blocks(
         &self,
         s: &Series,
@@ -236,7 +282,7 @@ impl SledStore {
             let mut n = 0;
             for kv in self.db.range(lo.as_slice()..hi.as_slice()) {
                 let (k, v) = kv.map_err(be)?;
-                deleted += block_header(&v)?.count;
+                deleted += header_of(&v)?.count;
                 n += 1 + also(&k, &v, &mut batch)?;
                 batch.remove(k);
                 if n >= DELETE_CHUNK {
@@ -244,23 +290,32 @@ impl SledStore {
                 }
             }
             if n == 0 {
-                return Ok(deleted);
+                break;
             }
             self.apply(batch)?;
         }
+        let mut batch = sled::Batch::default();
+        let files = s.files.expired(cutoff, &mut batch);
+        if !files.is_empty() {
+            self.apply(batch)?;
+            s.files.remove(&files)?;
+        }
+        Ok(deleted)
     }
 
     /// The blocks holding items on both sides of `cutoff`, which
     /// [`SledStore::expire_blocks`] keeps: retention rewrites them with
-    /// their recent items only.
-    pub(super) fn straddling(&self, s: &Series, cutoff: u64) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+    /// their recent items only. Returns each block's key and bytes.
+    pub(super) fn straddling(&self, s: &Series, cutoff: u64) -> Result<Vec<(sled::IVec, Vec<u8>)>, StoreError> {
         let lo = s.key(cutoff, 0);
         let hi = s.key(cutoff.saturating_add(s.span()), u64::MAX);
         let mut out = Vec::new();
         for kv in self.db.range(lo.as_slice()..=hi.as_slice()) {
             let (k, v) = kv.map_err(be)?;
-            if block_header(&v)?.min_ts < cutoff {
-                out.push((k, v));
+            if header_of(&v)?.min_ts < cutoff {
+                if let Some(block) = self.resolve(s, &v)? {
+                    out.push((k, block.into_owned()));
+                }
             }
         }
         Ok(out)

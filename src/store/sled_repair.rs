@@ -72,7 +72,10 @@ impl SledStore {
         // What the log says, summed per roll-up key, one block at a time.
         let mut want: HashMap<Vec<u8>, Counters> = HashMap::new();
         for kv in self.db.scan_prefix(b"u") {
-            let (_, v) = kv.map_err(be)?;
+            let (_, stored) = kv.map_err(be)?;
+            let Some(v) = self.resolve(&self.usage, &stored)? else {
+                continue;
+            };
             let records: Vec<_> = {
                 let (_, views) = decode_block(&v, &*dict)?;
                 views

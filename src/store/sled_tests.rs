@@ -406,7 +406,7 @@ fn retention_deletes_old_records_rollups_and_audit() {
     assert!(s.audit_get("a9").expect("get").is_some());
     // One block, one index key, one bodies key per entry kept (a day apart).
     let sizes = s.prefix_sizes().expect("sizes");
-    for p in [b'A', b'I', b'B'] {
+    for p in [b'A', b'I', b'b'] {
         assert_eq!(sizes.get(&p).map_or(0, |x| x.0), audit_kept as u64, "{}", p as char);
     }
     // Roll-up days before the cutoff's day are gone; later days stay.

@@ -491,6 +491,9 @@ async fn metrics_count_a_known_mix_exactly() {
     let mut st = msg("gpt-4o-mini");
     st["stream"] = json!(true);
     let _ = chat(&gw, st, &[]).await.text().await;
+    // The stream is counted in Pingora's logging phase, after its last byte
+    // reached us; the flush waits for that before answering.
+    flush(&gw).await;
     let after = scrape().await;
     let d = |name: &str, labels: &[&str]| metric(&after, name, labels) - metric(&before, name, labels);
     assert_eq!(
