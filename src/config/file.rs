@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub(super) server: Option<ServerFile>,
     pub(super) providers: Option<BTreeMap<String, ProviderFile>>,
     pub(super) aliases: Option<BTreeMap<String, String>>,
+    pub(super) fallbacks: Option<BTreeMap<String, Vec<String>>>,
     pub(super) model_refresh_seconds: Option<u64>,
     pub(super) dns_ttl_seconds: Option<u64>,
     pub(super) prices: Option<BTreeMap<String, crate::pricing::Price>>,

@@ -80,6 +80,9 @@ pub struct Snapshot {
     by_name: HashMap<String, usize>,
     /// Public alias → (provider index, upstream model).
     pub aliases: BTreeMap<String, (usize, String)>,
+    /// Public name (alias, model or `provider/model`) → the targets tried,
+    /// in order, when its own target fails (`fallbacks:`).
+    pub fallbacks: HashMap<String, Vec<(usize, String)>>,
     /// Configured model → first provider index listing it.
     configured_models: HashMap<String, usize>,
     /// How often discovered model lists are refreshed.
@@ -253,6 +256,24 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
             _ => errs.push(err(&path, format!("`{target}` must be `provider/model`"))),
         }
     }
+    let mut fallbacks = HashMap::new();
+    for (name, targets) in file.fallbacks.iter().flatten() {
+        let mut list = Vec::new();
+        for (i, target) in targets.iter().enumerate() {
+            let path = format!("fallbacks.{name}[{i}]");
+            match target.split_once('/') {
+                Some((prov, model)) if !model.is_empty() => match by_name.get(prov) {
+                    Some(&p) => list.push((p, model.to_string())),
+                    None => errs.push(err(&path, format!("unknown provider `{prov}` in `{target}`"))),
+                },
+                _ => errs.push(err(&path, format!("`{target}` must be `provider/model`"))),
+            }
+        }
+        if targets.is_empty() {
+            errs.push(err(&format!("fallbacks.{name}"), "lists no targets".into()));
+        }
+        fallbacks.insert(name.clone(), list);
+    }
     let mut overrides = Vec::new();
     for (key, price) in file.prices.iter().flatten() {
         match price.validate() {
@@ -315,6 +336,7 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         providers,
         by_name,
         aliases,
+        fallbacks,
         configured_models,
         model_refresh: Duration::from_secs(file.model_refresh_seconds.unwrap_or(600).max(10)),
         dns_ttl: Duration::from_secs(file.dns_ttl_seconds.unwrap_or(60)),
@@ -346,6 +368,29 @@ mod tests {
 
     fn compile_env(env: &[(&str, &str)], yaml: Option<&str>) -> Result<Snapshot, Vec<ConfigError>> {
         compile(&read_sources_for_test(env, yaml))
+    }
+
+    #[test]
+    fn fallbacks_name_known_providers_and_errors_say_where() {
+        let env = [("OPENAI_API_KEY", "k"), ("ANTHROPIC_API_KEY", "a")];
+        let ok = compile_env(
+            &env,
+            Some("fallbacks:\n  gpt-4o: [anthropic/claude-haiku-4-5, openai/gpt-4o-mini]\n"),
+        )
+        .expect("valid");
+        let list: Vec<(&str, &str)> = ok.fallbacks["gpt-4o"]
+            .iter()
+            .map(|(i, m)| (ok.providers[*i].name.as_str(), m.as_str()))
+            .collect();
+        assert_eq!(list, [("anthropic", "claude-haiku-4-5"), ("openai", "gpt-4o-mini")]);
+        let errs = compile_env(&env, Some("fallbacks:\n  fast: [nope/m, bare]\n  empty: []\n")).expect_err("invalid");
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["fallbacks.empty", "fallbacks.fast[0]", "fallbacks.fast[1]"]);
+        assert!(
+            errs[1].message.contains("unknown provider `nope`"),
+            "{}",
+            errs[1].message
+        );
     }
 
     #[test]

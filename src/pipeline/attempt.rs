@@ -147,13 +147,22 @@ pub async fn run(
                 Failure::from(e)
             }
         };
-        let retryable = failure.retryable();
+        let next = failure.fails_over();
         last = Some(failure);
-        if !retryable {
+        if !next {
             break;
         }
     }
-    Err(last.unwrap_or_else(|| Failure::from(GatewayError::ModelNotFound(request.model.clone()))))
+    let mut f = last.unwrap_or_else(|| Failure::from(GatewayError::ModelNotFound(request.model.clone())));
+    f.headers.extend(attempts_header(s));
+    Err(f)
+}
+
+/// `x-switchyard-attempts`: how many upstream calls this answer took.
+pub fn attempts_header(s: &RequestSummary) -> crate::http::Headers {
+    crate::http::header("x-switchyard-attempts", &s.attempts.len().to_string())
+        .into_iter()
+        .collect()
 }
 
 fn served(t: &Target) -> Served {

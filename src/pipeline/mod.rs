@@ -66,6 +66,19 @@ impl Failure {
             _ => false,
         }
     }
+
+    /// Whether the next planned target (a fallback) should be tried: the
+    /// retryable set, a provider that does not know the model (404), and a
+    /// provider refusing the gateway's own credential (401/403): another
+    /// provider may do better in each case. Never a request refused as
+    /// invalid, which would fail everywhere.
+    pub fn fails_over(&self) -> bool {
+        self.retryable()
+            || matches!(
+                &self.error,
+                GatewayError::UpstreamStatus { status: 404, .. } | GatewayError::UpstreamAuth { .. }
+            )
+    }
 }
 
 /// Serves one request; whatever happens, the caller gets an answer in its

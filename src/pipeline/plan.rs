@@ -79,6 +79,23 @@ pub fn build(
             ),
             param: Some("model".into()),
         }),
-        Call::Chat | Call::Messages | Call::CountTokens | Call::Embeddings => Ok(Plan::Upstream(vec![target])),
+        Call::Chat | Call::Messages => {
+            // The caller's name picks the fallbacks; each is encoded for its
+            // own dialect when its turn comes.
+            let mut targets = vec![target];
+            let listed = (!snap.fallbacks.is_empty())
+                .then(|| snap.fallbacks.get(&request.model))
+                .flatten();
+            for (i, model) in listed.into_iter().flatten() {
+                if let Some(p) = snap.providers.get(*i) {
+                    targets.push(Target {
+                        provider: p.clone(),
+                        upstream_model: model.clone(),
+                    });
+                }
+            }
+            Ok(Plan::Upstream(targets))
+        }
+        Call::CountTokens | Call::Embeddings => Ok(Plan::Upstream(vec![target])),
     }
 }

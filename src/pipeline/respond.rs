@@ -42,6 +42,7 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
     };
     let mut headers = ex.passthrough_headers();
     headers.extend(http::header("x-switchyard-provider", &provider.name));
+    headers.extend(super::attempt::attempts_header(s));
     if let Reply::Chat {
         upstream,
         caller,

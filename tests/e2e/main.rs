@@ -5,6 +5,7 @@ mod core;
 mod durability;
 mod edges;
 mod errors;
+mod failover;
 mod hardening;
 mod integrity;
 mod local_model;

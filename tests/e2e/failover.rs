@@ -1,0 +1,173 @@
+//! Failover (issue 11): a public model's `fallbacks:` are tried in order
+//! when its target fails with a retryable error or does not know the
+//! model, through translation when the fallback speaks another dialect, so
+//! the caller gets the same shape it asked for. A request the provider
+//! refuses as invalid fails over nowhere.
+
+use crate::support::gateway::Gateway;
+use crate::support::mock::{MockResponse, MockUpstream, RecordedRequest, Step};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn fixture(path: &str) -> Vec<u8> {
+    let p = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// A provider replaying a recorded stream (7-byte pieces) or whole body.
+async fn replay(dialect: &str) -> MockUpstream {
+    let (s, w) = (
+        fixture(&format!("{dialect}/text.stream.sse")),
+        fixture(&format!("{dialect}/text.resp.json")),
+    );
+    MockUpstream::start(Arc::new(move |r: &RecordedRequest| {
+        if serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["stream"] == true) {
+            MockResponse::Stream {
+                status: 200,
+                headers: vec![],
+                steps: s.chunks(7).map(|c| Step::Send(c.to_vec())).collect(),
+            }
+        } else {
+            MockResponse::Json {
+                status: 200,
+                body: w.clone(),
+                headers: vec![],
+            }
+        }
+    }))
+    .await
+}
+
+/// A provider answering every request with `status` and an error body.
+async fn failing(status: u16) -> MockUpstream {
+    MockUpstream::start(Arc::new(move |_r: &RecordedRequest| MockResponse::Json {
+        status,
+        body: br#"{"error":{"message":"not today","type":"server_error"}}"#.to_vec(),
+        headers: vec![],
+    }))
+    .await
+}
+
+async fn gateway(openai: &MockUpstream, anthropic: &MockUpstream, fallbacks: &str) -> Gateway {
+    let env = [
+        ("OPENAI_API_KEY", "sk-openai-provider".to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", openai.base_url())),
+        ("OPENAI_MODELS", "gpt-4o".to_string()),
+        ("ANTHROPIC_API_KEY", "sk-ant-provider".to_string()),
+        ("ANTHROPIC_BASE_URL", anthropic.base_url()),
+        ("ANTHROPIC_MODELS", "claude-sonnet-4-5".to_string()),
+    ];
+    Gateway::start_with(&env, Some(&format!("fallbacks:\n{fallbacks}"))).await
+}
+
+async fn post(gw: &Gateway, path: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}{path}", gw.base_url))
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+}
+
+fn header<'r>(r: &'r reqwest::Response, name: &str) -> Option<&'r str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn an_openai_caller_is_served_by_an_anthropic_fallback_in_openai_shape() {
+    let (openai, anthropic) = (failing(503).await, replay("anthropic").await);
+    let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["object"], "chat.completion", "{v}");
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{v}"
+    );
+    assert_eq!(openai.requests().len(), 1, "no retry of the failed target");
+    assert_eq!(anthropic.requests()[0].json()["model"], "claude-sonnet-4-5");
+
+    // Streamed: OpenAI chunks to the end, `[DONE]` last.
+    let mut st = body;
+    st["stream"] = json!(true);
+    let r = post(&gw, "/v1/chat/completions", st).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
+    let text = r.text().await.expect("text");
+    let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk json"))
+        .collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"), "{text}");
+    assert!(
+        chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_anthropic_caller_is_served_by_an_openai_fallback_in_anthropic_shape() {
+    let (openai, anthropic) = (replay("openai").await, failing(529).await);
+    let gw = gateway(&openai, &anthropic, "  claude-sonnet-4-5: [openai/gpt-4o]\n").await;
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/messages", body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-provider"), Some("openai"));
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["type"], "message", "{v}");
+    assert_eq!(v["content"][0]["type"], "text", "{v}");
+    assert_eq!(openai.requests()[0].json()["model"], "gpt-4o");
+}
+
+#[tokio::test]
+async fn a_model_the_provider_does_not_know_fails_over() {
+    let (openai, anthropic) = (failing(404).await, replay("anthropic").await);
+    let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
+}
+
+#[tokio::test]
+async fn an_invalid_request_fails_over_nowhere() {
+    let (openai, anthropic) = (failing(400).await, replay("anthropic").await);
+    let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("1"));
+    let v: Value = r.json().await.expect("json");
+    assert!(v["error"]["message"].as_str().is_some(), "{v}");
+    assert!(anthropic.requests().is_empty(), "a 400 would fail everywhere");
+}
+
+#[tokio::test]
+async fn when_every_target_fails_the_caller_gets_the_last_error_and_the_count() {
+    let (openai, anthropic) = (failing(503).await, failing(529).await);
+    let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/chat/completions", body).await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
+    assert_eq!((openai.requests().len(), anthropic.requests().len()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_provider_refusing_the_gateways_key_fails_over() {
+    let (openai, anthropic) = (failing(401).await, replay("anthropic").await);
+    let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
+}
