@@ -266,7 +266,10 @@ impl Exchange {
                 let k = k.as_str();
                 k.starts_with("x-ratelimit-")
                     || k.starts_with("anthropic-ratelimit-")
-                    || matches!(k, "retry-after" | "openai-processing-ms" | "request-id")
+                    || matches!(
+                        k,
+                        "retry-after" | "retry-after-ms" | "openai-processing-ms" | "request-id"
+                    )
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()

@@ -22,6 +22,7 @@ struct Draft {
     connect_timeout_ms: Option<u64>,
     read_timeout_ms: Option<u64>,
     discover: Option<bool>,
+    retry: Option<super::file::RetryFile>,
     order: (u8, usize, String),
 }
 
@@ -101,6 +102,7 @@ pub(super) fn build_providers(
         d.connect_timeout_ms = pf.connect_timeout_ms;
         d.read_timeout_ms = pf.read_timeout_ms;
         d.discover = pf.discover_models;
+        d.retry = pf.retry;
     }
     // Environment wins field by field.
     let mut names: Vec<&String> = env.keys().collect();
@@ -209,7 +211,35 @@ pub(super) fn build_providers(
             connect_timeout: Duration::from_millis(d.connect_timeout_ms.unwrap_or(10_000)),
             read_timeout: Duration::from_millis(d.read_timeout_ms.unwrap_or(600_000)),
             discover_models: d.discover.unwrap_or(!has_models),
+            retry: retry_policy(&name, d.retry, errs),
         })));
     }
     out
+}
+
+/// A provider's retry policy from its `retry:`; defaults for what is unset.
+/// `attempts` counts every try (1 to 10); the cap is at least the backoff.
+fn retry_policy(
+    name: &str,
+    f: Option<super::file::RetryFile>,
+    errs: &mut Vec<ConfigError>,
+) -> crate::providers::RetryPolicy {
+    let d = crate::providers::RetryPolicy::default();
+    let Some(f) = f else {
+        return d;
+    };
+    let attempts = f.attempts.unwrap_or(d.attempts);
+    if !(1..=10).contains(&attempts) {
+        errs.push(err(
+            &format!("providers.{name}.retry.attempts"),
+            format!("{attempts} is not between 1 and 10 (tries in all, the first included)"),
+        ));
+    }
+    let backoff = f.backoff_ms.map_or(d.backoff, Duration::from_millis);
+    let max_backoff = f.max_backoff_ms.map_or(d.max_backoff, Duration::from_millis);
+    crate::providers::RetryPolicy {
+        attempts: attempts.clamp(1, 10),
+        backoff,
+        max_backoff: max_backoff.max(backoff),
+    }
 }

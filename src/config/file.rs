@@ -65,6 +65,16 @@ pub struct ProviderFile {
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) read_timeout_ms: Option<u64>,
     pub(super) discover_models: Option<bool>,
+    pub(super) retry: Option<RetryFile>,
+}
+
+/// A provider's `retry:` (see `providers::RetryPolicy`).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    pub(super) attempts: Option<u32>,
+    pub(super) backoff_ms: Option<u64>,
+    pub(super) max_backoff_ms: Option<u64>,
 }
 
 /// Parses YAML, interpolates `${VAR}` / `${VAR:-default}` in string values,

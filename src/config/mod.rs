@@ -394,6 +394,25 @@ mod tests {
     }
 
     #[test]
+    fn retry_attempts_count_every_try_and_are_bounded() {
+        let yaml = |r: &str| {
+            format!("providers:\n  p:\n    type: openai\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    retry: {r}\n")
+        };
+        let s = compile_env(&[], Some(&yaml("{attempts: 3, backoff_ms: 50, max_backoff_ms: 10}"))).expect("valid");
+        let r = s.providers[0].retry;
+        assert_eq!(r.attempts, 3);
+        assert_eq!(
+            r.max_backoff,
+            Duration::from_millis(50),
+            "the cap is at least the backoff"
+        );
+        let errs = compile_env(&[], Some(&yaml("{attempts: 0}"))).expect_err("invalid");
+        assert_eq!(errs[0].path, "providers.p.retry.attempts");
+        let errs = compile_env(&[], Some(&yaml("{attempt: 2}"))).expect_err("unknown key");
+        assert!(errs[0].message.contains("attempt"), "{}", errs[0].message);
+    }
+
+    #[test]
     fn env_providers_suffixes_and_rotation() {
         let s = compile_env(
             &[

@@ -122,29 +122,44 @@ pub async fn run(
         s.served = Some(served(&target));
         // A request this provider cannot take fails the same everywhere.
         let out = encode(request, &target)?;
-        let started = Instant::now();
         let provider = target.provider.clone();
-        let head = || out.head(&provider);
-        let failure = match g.upstream.send(&provider, &head, out.body.clone()).await {
-            Ok(exchange) if exchange.status() < 300 => {
-                s.attempts
-                    .push(attempt(&target, Some(exchange.status()), None, started));
-                return Ok(Source::Upstream {
-                    exchange,
-                    provider,
-                    reply: out.reply,
-                });
+        let policy = provider.retry;
+        let mut tries = 0u32;
+        // Tries this target until it answers, its retries are spent, or the
+        // failure is one a retry cannot fix.
+        let failure = loop {
+            let started = Instant::now();
+            let head = || out.head(&provider);
+            let f = match g.upstream.send(&provider, &head, out.body.clone()).await {
+                Ok(exchange) if exchange.status() < 300 => {
+                    s.attempts
+                        .push(attempt(&target, Some(exchange.status()), None, started));
+                    return Ok(Source::Upstream {
+                        exchange,
+                        provider,
+                        reply: out.reply,
+                    });
+                }
+                Ok(exchange) => {
+                    let status = exchange.status();
+                    let f = upstream_failure(g, &provider, exchange).await;
+                    s.attempts
+                        .push(attempt(&target, Some(status), Some(f.error.kind()), started));
+                    f
+                }
+                Err(e) => {
+                    s.attempts.push(attempt(&target, None, Some(e.kind()), started));
+                    Failure::from(e)
+                }
+            };
+            tries += 1;
+            if tries >= policy.attempts || !f.retryable() {
+                break f;
             }
-            Ok(exchange) => {
-                let status = exchange.status();
-                let f = upstream_failure(g, &provider, exchange).await;
-                s.attempts
-                    .push(attempt(&target, Some(status), Some(f.error.kind()), started));
-                f
-            }
-            Err(e) => {
-                s.attempts.push(attempt(&target, None, Some(e.kind()), started));
-                Failure::from(e)
+            match policy.delay(tries - 1, retry_after(&f.headers)) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                // The provider asked for longer than the cap: move on.
+                None => break f,
             }
         };
         let next = failure.fails_over();
@@ -156,6 +171,24 @@ pub async fn run(
     let mut f = last.unwrap_or_else(|| Failure::from(GatewayError::ModelNotFound(request.model.clone())));
     f.headers.extend(attempts_header(s));
     Err(f)
+}
+
+/// How long the provider asked the caller to wait: `retry-after-ms`
+/// (OpenAI) or `retry-after` in seconds. An HTTP-date is not honoured (the
+/// backoff applies).
+fn retry_after(headers: &crate::http::Headers) -> Option<std::time::Duration> {
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .and_then(|(_, v)| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    value("retry-after-ms")
+        .map(|ms| ms / 1000.0)
+        .or_else(|| value("retry-after"))
+        .map(|secs| std::time::Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
 /// `x-switchyard-attempts`: how many upstream calls this answer took.

@@ -242,6 +242,46 @@ impl BaseUrl {
     }
 }
 
+/// How often one target is tried before the plan moves on (`retry:` of a
+/// provider): failures in the retryable set wait a full-jitter backoff, or
+/// the provider's `Retry-After` when it fits under the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1: no retry).
+    pub attempts: u32,
+    /// Backoff before the first retry; doubles each retry.
+    pub backoff: Duration,
+    /// Longest wait, and the longest `Retry-After` honoured: a provider
+    /// asking for more is skipped (the next target is tried at once).
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0 for the first), or `None`
+    /// when the provider asked for longer than [`RetryPolicy::max_backoff`].
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if let Some(d) = retry_after {
+            return (d <= self.max_backoff).then_some(d);
+        }
+        let cap = self
+            .backoff
+            .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(fastrand::u64(0..=ms)))
+    }
+}
+
 /// A configured provider instance.
 #[derive(Debug)]
 pub struct Provider {
@@ -272,6 +312,8 @@ pub struct Provider {
     pub read_timeout: Duration,
     /// Whether to fetch `/models` in the background.
     pub discover_models: bool,
+    /// Retries of a failed call to this provider.
+    pub retry: RetryPolicy,
 }
 
 /// The settings of an instance, as the config resolved them.
@@ -297,6 +339,8 @@ pub struct ProviderSettings {
     pub read_timeout: Duration,
     /// Background model discovery.
     pub discover_models: bool,
+    /// Retries.
+    pub retry: RetryPolicy,
 }
 
 impl Provider {
@@ -342,6 +386,7 @@ impl Provider {
             connect_timeout: s.connect_timeout,
             read_timeout: s.read_timeout,
             discover_models: s.discover_models,
+            retry: s.retry,
         }
     }
 
@@ -478,7 +523,32 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             discover_models: true,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    #[test]
+    fn retry_delays_are_full_jitter_under_a_doubling_cap() {
+        let p = RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+        };
+        for (retry, cap) in [(0, 100), (1, 200), (2, 350), (9, 350), (40, 350)] {
+            let waits: Vec<Duration> = (0..200).filter_map(|_| p.delay(retry, None)).collect();
+            assert_eq!(waits.len(), 200);
+            assert!(waits.iter().all(|w| *w <= Duration::from_millis(cap)), "retry {retry}");
+            // Full jitter: spread over the range, not pinned to the cap.
+            assert!(
+                waits.iter().any(|w| *w < Duration::from_millis(cap / 2)),
+                "retry {retry}"
+            );
+        }
+        assert_eq!(
+            p.delay(0, Some(Duration::from_millis(300))),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(p.delay(0, Some(Duration::from_secs(1))), None, "over the cap: move on");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Failover (issue 11): a public model's `fallbacks:` are tried in order
-//! when its target fails with a retryable error or does not know the
-//! model, through translation when the fallback speaks another dialect, so
-//! the caller gets the same shape it asked for. A request the provider
-//! refuses as invalid fails over nowhere.
+//! Retries and failover (issue 11): a provider's `retry:` tries it again
+//! after a retryable failure (full-jitter backoff, or its `Retry-After` up
+//! to the cap); a public model's `fallbacks:` are tried in order when its
+//! target fails with a retryable error or does not know the model, through
+//! translation when the fallback speaks another dialect, so the caller gets
+//! the same shape it asked for. A request the provider refuses as invalid
+//! is retried nowhere.
 
 use crate::support::gateway::Gateway;
 use crate::support::mock::{MockResponse, MockUpstream, RecordedRequest, Step};
@@ -170,4 +172,93 @@ async fn a_provider_refusing_the_gateways_key_fails_over() {
     let r = post(&gw, "/v1/chat/completions", body).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
+}
+
+/// A provider answering `first` (status, extra headers) to its first
+/// `n` requests, then the recorded OpenAI text response.
+async fn flaky(n: usize, status: u16, headers: Vec<(String, String)>) -> MockUpstream {
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ok = fixture("openai/text.resp.json");
+    MockUpstream::start(Arc::new(move |_r: &RecordedRequest| {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+            MockResponse::Json {
+                status,
+                body: br#"{"error":{"message":"busy","type":"server_error"}}"#.to_vec(),
+                headers: headers.clone(),
+            }
+        } else {
+            MockResponse::Json {
+                status: 200,
+                body: ok.clone(),
+                headers: vec![],
+            }
+        }
+    }))
+    .await
+}
+
+async fn retrying(mock: &MockUpstream, retry: &str) -> Gateway {
+    let yaml = format!(
+        "providers:\n  flaky:\n    type: openai\n    base_url: {}/v1\n    api_key: k\n    models: [m]\n    retry: {retry}\n",
+        mock.base_url()
+    );
+    Gateway::start_with(&[], Some(&yaml)).await
+}
+
+fn chat_m() -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test]
+async fn a_provider_failing_twice_is_retried_to_success() {
+    let mock = flaky(2, 503, vec![]).await;
+    let gw = retrying(&mock, "{attempts: 3, backoff_ms: 1}").await;
+    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("3"));
+    assert_eq!(mock.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_configured_attempts() {
+    let mock = flaky(5, 502, vec![]).await;
+    let gw = retrying(&mock, "{attempts: 2, backoff_ms: 1}").await;
+    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_up_to_the_cap() {
+    let wait = vec![("retry-after".to_string(), "1".to_string())];
+    let mock = flaky(1, 429, wait.clone()).await;
+    let gw = retrying(&mock, "{attempts: 2, backoff_ms: 1, max_backoff_ms: 5000}").await;
+    let started = std::time::Instant::now();
+    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "waited as asked"
+    );
+    assert_eq!(mock.requests().len(), 2);
+
+    // Asked for more than the cap: no wait, no retry; the caller sees the 429
+    // and the provider's Retry-After.
+    let long = vec![("retry-after".to_string(), "30".to_string())];
+    let mock = flaky(1, 429, long).await;
+    let gw = retrying(&mock, "{attempts: 3, backoff_ms: 1, max_backoff_ms: 1000}").await;
+    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after"), Some("30"));
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_request_is_not_retried() {
+    let mock = flaky(5, 400, vec![]).await;
+    let gw = retrying(&mock, "{attempts: 3, backoff_ms: 1}").await;
+    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(mock.requests().len(), 1);
 }
