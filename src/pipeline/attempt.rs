@@ -118,7 +118,13 @@ pub async fn run(
         Plan::Upstream(targets) => targets,
     };
     let mut last: Option<Failure> = None;
+    // After a prompt too long for a target: the context window a fallback
+    // must exceed to be worth trying.
+    let mut need_window: Option<u64> = None;
     for target in targets {
+        if need_window.is_some_and(|w| context_window(g, &target).is_none_or(|c| c <= w)) {
+            continue;
+        }
         s.served = Some(served(&target));
         // A request this provider cannot take fails the same everywhere.
         let out = encode(request, &target)?;
@@ -162,7 +168,12 @@ pub async fn run(
                 None => break f,
             }
         };
-        let next = failure.fails_over();
+        let next = if failure.context_exceeded() {
+            need_window = Some(context_window(g, &target).unwrap_or(0));
+            true
+        } else {
+            failure.fails_over()
+        };
         last = Some(failure);
         if !next {
             break;
@@ -196,6 +207,15 @@ pub fn attempts_header(s: &RequestSummary) -> crate::http::Headers {
     crate::http::header("x-switchyard-attempts", &s.attempts.len().to_string())
         .into_iter()
         .collect()
+}
+
+/// The target's known context window (catalog or `prices:`).
+fn context_window(g: &Gateway, t: &Target) -> Option<u64> {
+    let snap = g.live.snapshot();
+    let (price, _) = snap
+        .pricing
+        .lookup(t.provider.family.name, &t.provider.name, &t.upstream_model)?;
+    price.context_window
 }
 
 fn served(t: &Target) -> Served {

@@ -67,6 +67,30 @@ impl Failure {
         }
     }
 
+    /// Whether the provider refused the prompt as longer than the model's
+    /// context window (OpenAI "maximum context length", Anthropic "prompt
+    /// is too long", Gemini "input token count … exceeds"): a fallback with
+    /// a larger window may take it.
+    pub fn context_exceeded(&self) -> bool {
+        let GatewayError::UpstreamStatus {
+            status: 400 | 413,
+            message,
+            ..
+        } = &self.error
+        else {
+            return false;
+        };
+        let m = message.to_ascii_lowercase();
+        [
+            "context_length_exceeded",
+            "maximum context length",
+            "prompt is too long",
+            "input token count",
+        ]
+        .iter()
+        .any(|p| m.contains(p))
+    }
+
     /// Whether the next planned target (a fallback) should be tried: the
     /// retryable set, a provider that does not know the model (404), and a
     /// provider refusing the gateway's own credential (401/403): another

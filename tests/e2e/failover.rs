@@ -262,3 +262,28 @@ async fn an_invalid_request_is_not_retried() {
     assert_eq!(r.status(), 400);
     assert_eq!(mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_prompt_too_long_skips_to_a_fallback_with_a_larger_window() {
+    let openai = MockUpstream::start(Arc::new(|_r: &RecordedRequest| MockResponse::Json {
+        status: 400,
+        body: br#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 190000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#.to_vec(),
+        headers: vec![],
+    }))
+    .await;
+    let anthropic = replay("anthropic").await;
+    // gpt-4o-mini has the same 128k window as gpt-4o, so it is skipped;
+    // claude-sonnet-4-5's window is larger.
+    let gw = gateway(
+        &openai,
+        &anthropic,
+        "  gpt-4o: [openai/gpt-4o-mini, anthropic/claude-sonnet-4-5]\n",
+    )
+    .await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "a long prompt"}]});
+    let r = post(&gw, "/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
+    assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
+    assert_eq!(openai.requests().len(), 1, "the 128k fallback was skipped");
+}
