@@ -83,10 +83,8 @@ pub fn build(
             // The caller's name picks the fallbacks; each is encoded for its
             // own dialect when its turn comes.
             let mut targets = vec![target];
-            let listed = (!snap.fallbacks.is_empty())
-                .then(|| snap.fallbacks.get(&request.model))
-                .flatten();
-            for (i, model) in listed.into_iter().flatten() {
+            // (A lookup in an empty map returns before hashing the name.)
+            for (i, model) in snap.fallbacks.get(&request.model).into_iter().flatten() {
                 if let Some(p) = snap.providers.get(*i) {
                     targets.push(Target {
                         provider: p.clone(),

@@ -435,12 +435,12 @@ pub fn block_header(buf: &[u8]) -> Result<BlockHeader, StoreError> {
     read_header(&mut r)
 }
 
-/// How many bytes a block's header takes: what a segment reference copies
-/// so scans can skip the block without reading it.
-pub fn block_header_len(buf: &[u8]) -> Result<usize, StoreError> {
+/// A block's header and how many bytes it takes: what a segment reference
+/// copies so scans can skip the block without reading it.
+pub fn block_header_and_len(buf: &[u8]) -> Result<(BlockHeader, usize), StoreError> {
     let mut r = Reader::new(buf);
-    read_header(&mut r)?;
-    Ok(r.pos)
+    let h = read_header(&mut r)?;
+    Ok((h, r.pos))
 }
 
 fn read_header(r: &mut Reader<'_>) -> Result<BlockHeader, StoreError> {

@@ -15,7 +15,7 @@
 use super::segments::{Loc, Segments, REF, REF_LEN};
 use super::{be, SledStore, BLOCK_MAX, DELETE_CHUNK, SPAN_MAX_MS};
 use crate::record::{AuditEntry, UsageRecord};
-use crate::store::encode::{block_header, block_header_len, BlockHeader, IdRef};
+use crate::store::encode::{block_header, block_header_and_len, BlockHeader, IdRef};
 use crate::store::{Cursor, LogFilter, Page, StoreError};
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -149,9 +149,8 @@ impl SledStore {
     /// the reference the tree stores under its key (a failed append stops
     /// the store, as a failed tree write does).
     pub(super) fn block_ref(&self, s: &Series, enc: &[u8], batch: &mut sled::Batch) -> Result<Vec<u8>, StoreError> {
-        let max_ts = block_header(enc)?.max_ts;
-        let keep = block_header_len(enc)?;
-        s.files.put(enc, keep, max_ts, batch).map_err(|e| self.fail(e))
+        let (header, keep) = block_header_and_len(enc)?;
+        s.files.put(enc, keep, header.max_ts, batch).map_err(|e| self.fail(e))
     }
 
     /// The bytes of a stored value of `s`: an inline value as it is, a

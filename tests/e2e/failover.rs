@@ -72,6 +72,11 @@ async fn post(gw: &Gateway, path: &str, body: Value) -> reqwest::Response {
         .expect("send")
 }
 
+/// A one-message Chat Completions request for `model`.
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
 fn header<'r>(r: &'r reqwest::Response, name: &str) -> Option<&'r str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -80,7 +85,7 @@ fn header<'r>(r: &'r reqwest::Response, name: &str) -> Option<&'r str> {
 async fn an_openai_caller_is_served_by_an_anthropic_fallback_in_openai_shape() {
     let (openai, anthropic) = (failing(503).await, replay("anthropic").await);
     let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let body = chat("gpt-4o");
     let r = post(&gw, "/v1/chat/completions", body.clone()).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
@@ -134,8 +139,7 @@ async fn an_anthropic_caller_is_served_by_an_openai_fallback_in_anthropic_shape(
 async fn a_model_the_provider_does_not_know_fails_over() {
     let (openai, anthropic) = (failing(404).await, replay("anthropic").await);
     let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    let r = post(&gw, "/v1/chat/completions", body).await;
+    let r = post(&gw, "/v1/chat/completions", chat("gpt-4o")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
 }
@@ -144,8 +148,7 @@ async fn a_model_the_provider_does_not_know_fails_over() {
 async fn an_invalid_request_fails_over_nowhere() {
     let (openai, anthropic) = (failing(400).await, replay("anthropic").await);
     let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    let r = post(&gw, "/v1/chat/completions", body).await;
+    let r = post(&gw, "/v1/chat/completions", chat("gpt-4o")).await;
     assert_eq!(r.status(), 400);
     assert_eq!(header(&r, "x-switchyard-attempts"), Some("1"));
     let v: Value = r.json().await.expect("json");
@@ -157,8 +160,7 @@ async fn an_invalid_request_fails_over_nowhere() {
 async fn when_every_target_fails_the_caller_gets_the_last_error_and_the_count() {
     let (openai, anthropic) = (failing(503).await, failing(529).await);
     let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    let r = post(&gw, "/v1/chat/completions", body).await;
+    let r = post(&gw, "/v1/chat/completions", chat("gpt-4o")).await;
     assert!(r.status().is_server_error(), "{}", r.status());
     assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
     assert_eq!((openai.requests().len(), anthropic.requests().len()), (1, 1));
@@ -168,8 +170,7 @@ async fn when_every_target_fails_the_caller_gets_the_last_error_and_the_count() 
 async fn a_provider_refusing_the_gateways_key_fails_over() {
     let (openai, anthropic) = (failing(401).await, replay("anthropic").await);
     let gw = gateway(&openai, &anthropic, "  gpt-4o: [anthropic/claude-sonnet-4-5]\n").await;
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    let r = post(&gw, "/v1/chat/completions", body).await;
+    let r = post(&gw, "/v1/chat/completions", chat("gpt-4o")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-switchyard-provider"), Some("anthropic"));
 }
@@ -205,15 +206,11 @@ async fn retrying(mock: &MockUpstream, retry: &str) -> Gateway {
     Gateway::start_with(&[], Some(&yaml)).await
 }
 
-fn chat_m() -> Value {
-    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
-}
-
 #[tokio::test]
 async fn a_provider_failing_twice_is_retried_to_success() {
     let mock = flaky(2, 503, vec![]).await;
     let gw = retrying(&mock, "{attempts: 3, backoff_ms: 1}").await;
-    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    let r = post(&gw, "/v1/chat/completions", chat("m")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-switchyard-attempts"), Some("3"));
     assert_eq!(mock.requests().len(), 3);
@@ -223,7 +220,7 @@ async fn a_provider_failing_twice_is_retried_to_success() {
 async fn retries_stop_at_the_configured_attempts() {
     let mock = flaky(5, 502, vec![]).await;
     let gw = retrying(&mock, "{attempts: 2, backoff_ms: 1}").await;
-    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    let r = post(&gw, "/v1/chat/completions", chat("m")).await;
     assert_eq!(r.status(), 502);
     assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
     assert_eq!(mock.requests().len(), 2);
@@ -235,7 +232,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     let mock = flaky(1, 429, wait.clone()).await;
     let gw = retrying(&mock, "{attempts: 2, backoff_ms: 1, max_backoff_ms: 5000}").await;
     let started = std::time::Instant::now();
-    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    let r = post(&gw, "/v1/chat/completions", chat("m")).await;
     assert_eq!(r.status(), 200);
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(1),
@@ -248,7 +245,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     let long = vec![("retry-after".to_string(), "30".to_string())];
     let mock = flaky(1, 429, long).await;
     let gw = retrying(&mock, "{attempts: 3, backoff_ms: 1, max_backoff_ms: 1000}").await;
-    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    let r = post(&gw, "/v1/chat/completions", chat("m")).await;
     assert_eq!(r.status(), 429);
     assert_eq!(header(&r, "retry-after"), Some("30"));
     assert_eq!(mock.requests().len(), 1);
@@ -258,7 +255,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
 async fn an_invalid_request_is_not_retried() {
     let mock = flaky(5, 400, vec![]).await;
     let gw = retrying(&mock, "{attempts: 3, backoff_ms: 1}").await;
-    let r = post(&gw, "/v1/chat/completions", chat_m()).await;
+    let r = post(&gw, "/v1/chat/completions", chat("m")).await;
     assert_eq!(r.status(), 400);
     assert_eq!(mock.requests().len(), 1);
 }
