@@ -401,6 +401,11 @@ impl RecorderService {
 
     async fn linger(&self) {
         let deadline = Instant::now() + self.linger;
+        // Idle must be seen twice, 100 ms apart: a connection the listener
+        // accepted just before it stopped is counted only once its task
+        // starts, and exiting in between would reset it (seen under load in
+        // the upgrade test as a readiness probe cut without an answer).
+        let mut idle_before = false;
         while Instant::now() < deadline {
             if let Err(e) = self.inner.write_all().await {
                 self.inner.log_write_error(&e);
@@ -409,9 +414,11 @@ impl RecorderService {
             // A store that stopped after a failed write takes nothing more;
             // waiting out the grace period for it would only delay the exit.
             let stuck = self.inner.store.failure().is_some();
-            if idle && (stuck || self.inner.queue().is_empty()) {
+            let done = idle && (stuck || self.inner.queue().is_empty());
+            if done && idle_before {
                 return;
             }
+            idle_before = done;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -597,6 +604,7 @@ mod tests {
             request_body: None,
             response_body: None,
             bodies_truncated: false,
+            attempts: Vec::new(),
         }
     }
 
