@@ -18,6 +18,9 @@
 #   MOCK_THREADS=        mock upstream worker threads (default: cores)
 #   LOAD_JSON=target/load-summary.json   where the JSON summary goes
 #   SKIP_BUILD=0         1 = use the binaries already in target/release
+#   RESILIENCE_RUNS=1    0 = skip the second gateway (fallbacks + circuit
+#                        breakers on healthy targets, a provider failing half
+#                        its calls, one failing all of them)
 #
 # Everything runs on 127.0.0.1 with ports chosen by the kernel; every process
 # the script starts is stopped on exit; every wait is bounded.
@@ -33,6 +36,7 @@ TTFT_HOLD_MS=${TTFT_HOLD_MS:-0}
 GATEWAY_THREADS=${GATEWAY_THREADS:-}
 LOAD_JSON=${LOAD_JSON:-target/load-summary.json}
 SKIP_BUILD=${SKIP_BUILD:-0}
+RESILIENCE_RUNS=${RESILIENCE_RUNS:-1}
 MODEL=gpt-4o-mini
 CLAUDE=claude-3-5-haiku-20241022 # routed to the mock's Anthropic endpoint
 HOLD_MS=120000
@@ -102,7 +106,7 @@ cleanup() {
     # The Pingora processes (gateway, bare) get SIGINT (fast shutdown;
     # SIGTERM would wait out the graceful period), everything else SIGTERM.
     for p in "${PIDS[@]}"; do
-        if [[ "$p" == "${GW_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
+        if [[ "$p" == "${GW_PID:-}" || "$p" == "${GW2_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
             kill -INT "$p" 2>/dev/null || true
         else
             kill "$p" 2>/dev/null || true
@@ -181,6 +185,35 @@ BARE_THREADS=$(sed -n 's/.*(\([0-9]*\) threads).*/\1/p' <<<"$BARE_LINE")
 [[ "$BARE_ADDR" == 127.0.0.1:* ]] || die "bare_pingora address $BARE_ADDR is not 127.0.0.1"
 log "mock on $MOCK_ADDR, gateway on $GW_ADDR (pid $GW_PID), bare Pingora on $BARE_ADDR (pid $BARE_PID, $BARE_THREADS threads)"
 
+if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+    log "starting a second gateway: fallbacks and circuit breakers, plus failing providers"
+    mkdir -p "$TMP/data2"
+    # Healthy targets with fallbacks and breakers (what that costs), `flaky`
+    # failing every second call and `down` every call (what failover costs);
+    # the failing ones have no breaker, so every request really fails over.
+    {
+        [[ -n "$GATEWAY_THREADS" ]] && printf 'server:\n  threads: %d\n' "$GATEWAY_THREADS"
+        cat <<EOF
+circuit_breaker: {}
+providers:
+  openai: {base_url: "http://$MOCK_ADDR/v1", api_key: k, models: [$MODEL]}
+  anthropic: {base_url: "http://$MOCK_ADDR", api_key: k, models: [$CLAUDE]}
+  flaky: {type: openai, base_url: "http://$MOCK_ADDR/fail50/v1", api_key: k, discover_models: false, circuit_breaker: {enabled: false}}
+  down: {type: openai, base_url: "http://$MOCK_ADDR/fail100/v1", api_key: k, discover_models: false, circuit_breaker: {enabled: false}}
+fallbacks:
+  $MODEL: [anthropic/$CLAUDE]
+  flaky/$MODEL: [openai/$MODEL]
+  down/$MODEL: [openai/$MODEL]
+EOF
+    } >"$TMP/resilient.yaml"
+    env SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/data2" SWITCHYARD_LOG=warn \
+        SWITCHYARD_CONFIG="$TMP/resilient.yaml" "$GW_BIN" serve >"$TMP/gw2.out" 2>"$TMP/gw2.out.err" &
+    GW2_PID=$!
+    PIDS+=("$GW2_PID")
+    GW2_ADDR=$(wait_line "$TMP/gw2.out" "switchyard ready on" 30 "$GW2_PID" | awk '{print $4}') ||
+        { cat "$TMP/gw2.out.err" >&2; die "the second gateway did not start"; }
+fi
+
 sleep 1
 IDLE_RSS=$(rss_kib "$GW_PID")
 
@@ -218,6 +251,10 @@ write_lua "$TMP/post.lua" "$BODY"
 write_lua "$TMP/stream.lua" "$STREAM_BODY"
 write_lua "$TMP/tr.lua" "$TR_BODY"
 write_lua "$TMP/tr_stream.lua" "$TR_STREAM_BODY"
+FLAKY_BODY=${BODY/\"model\":\"$MODEL\"/\"model\":\"flaky/$MODEL\"}
+DOWN_BODY=${BODY/\"model\":\"$MODEL\"/\"model\":\"down/$MODEL\"}
+write_lua "$TMP/flaky.lua" "$FLAKY_BODY"
+write_lua "$TMP/down.lua" "$DOWN_BODY"
 printf '%s' "$STREAM_BODY" >"$TMP/stream.json"
 printf '%s' "$TR_STREAM_BODY" >"$TMP/tr_stream.json"
 printf '%s' "$ANTH_STREAM_BODY" >"$TMP/anth_stream.json"
@@ -246,6 +283,12 @@ done
 r=$(http "$MOCK_ADDR" POST /v1/messages "$ANTH_STREAM_BODY" || true)
 [[ "$r" == *"event: content_block_delta"* && "$r" == *"event: message_stop"* ]] ||
     die "sanity Anthropic stream from the mock failed: ${r:0:300}"
+if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+    r=$(http "$GW2_ADDR" POST /v1/chat/completions "$DOWN_BODY" || true)
+    for want in "HTTP/1.1 200" "x-switchyard-provider: openai" "x-switchyard-attempts: 2"; do
+        [[ "$r" == *"$want"* ]] || die "failover sanity: no '$want' in the response: ${r:0:600}"
+    done
+fi
 
 # ---------------------------------------------------------------- wrk runs
 declare -A R # R[name.key] = value
@@ -293,6 +336,9 @@ run_wrk warm_direct "$MOCK_ADDR" 2 32 "$WARM" "$TMP/post.lua"
 run_wrk warm_gw "$GW_ADDR" 2 32 "$WARM" "$TMP/post.lua" "$GW_PID"
 run_wrk warm_bare "$BARE_ADDR" 2 32 "$WARM" "$TMP/post.lua" "$BARE_PID"
 run_wrk warm_tr "$GW_ADDR" 2 32 "$WARM" "$TMP/tr.lua" "$GW_PID"
+if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+    run_wrk warm_res "$GW2_ADDR" 2 32 "$WARM" "$TMP/post.lua" "$GW2_PID"
+fi
 
 log "measuring, ${DURATION}s per run"
 # gw_* = same dialect (OpenAI -> OpenAI mock), tr_* = translated (OpenAI
@@ -305,6 +351,15 @@ run_wrk direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/post.lua"
 run_wrk gw_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$GW_PID"
 run_wrk bare_c32 "$BARE_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$BARE_PID"
 run_wrk tr_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/tr.lua" "$GW_PID"
+if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+    # res_* = the same traffic through fallbacks + breakers on healthy
+    # targets; flaky = half the primary's calls fail (twice as long);
+    # down = every primary call fails at once and the fallback serves.
+    run_wrk res_c1 "$GW2_ADDR" 1 1 "$DURATION" "$TMP/post.lua" "$GW2_PID"
+    run_wrk res_c32 "$GW2_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$GW2_PID"
+    run_wrk flaky_c32 "$GW2_ADDR" 2 32 $((DURATION * 2)) "$TMP/flaky.lua" "$GW2_PID"
+    run_wrk down_c1 "$GW2_ADDR" 1 1 "$DURATION" "$TMP/down.lua" "$GW2_PID"
+fi
 if [[ "$STREAM_RUNS" == 1 ]]; then
     run_wrk sse_direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/stream.lua"
     run_wrk sse_gw_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/stream.lua" "$GW_PID"
@@ -339,6 +394,9 @@ ttft oa_gw "$GW_ADDR" /v1/chat/completions "$TMP/stream.json"
 ttft oa_bare "$BARE_ADDR" /v1/chat/completions "$TMP/stream.json"
 ttft an_direct "$MOCK_ADDR" /v1/messages "$TMP/anth_stream.json"
 ttft tr_gw "$GW_ADDR" /v1/chat/completions "$TMP/tr_stream.json"
+if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+    ttft res_gw "$GW2_ADDR" /v1/chat/completions "$TMP/stream.json"
+fi
 if ((TTFT_HOLD_MS > 0)); then
     http "$MOCK_ADDR" POST /mock/release >/dev/null || true
 fi
@@ -406,7 +464,17 @@ fi
 T_BIN=$(pass "$BIN_BYTES <= 20000000")
 T_TR_CPU=$(pass "$TR_RATIO_C32 <= 1.5")
 T_TTFT=$(pass "$TTFT_ADD_TR <= 1000")
-MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 sse_direct_c32 sse_gw_c32 sse_tr_c32)
+if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+    RES_CPU_C32=$(awk -v a="${R[res_c32.cpu_us_per_req]}" -v b="$CPU" 'BEGIN{printf "%.3f", b ? a / b : 0}')
+    RES_CPU_C1=$(awk -v a="${R[res_c1.cpu_us_per_req]}" -v b="${R[gw_c1.cpu_us_per_req]}" 'BEGIN{printf "%.3f", b ? a / b : 0}')
+    RES_TTFT_ADD=$(f "${T[res_gw.p50]} - ${T[oa_gw.p50]}")
+    FO_ADD_P50=$(f "${R[down_c1.p50]} - ${R[gw_c1.p50]}")
+    T_RES_CPU=$(pass "$RES_CPU_C32 <= 1.02")
+    T_FO=$(pass "$FO_ADD_P50 <= 1000")
+    T_FLAKY=$(pass "${R[flaky_c32.errors]} == 0")
+fi
+MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 res_c1 res_c32 flaky_c32 down_c1
+    sse_direct_c32 sse_gw_c32 sse_tr_c32)
 ERRS=0
 for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
 
@@ -457,6 +525,20 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
             "${R[sse_tr_c32.cpu_us_per_req]}" "x$(ratio "${R[sse_tr_c32.cpu_us_per_req]}" "${R[sse_gw_c32.cpu_us_per_req]}")"
     fi
     echo
+    if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+        printf '%-28s %14s %14s %14s\n' "gateway, healthy targets" "plain config" "fallbacks+cb" "ratio / added"
+        printf '%-28s %14s %14s %14s\n' "CPU/req c=1 (us)" "${R[gw_c1.cpu_us_per_req]}" "${R[res_c1.cpu_us_per_req]}" "x$RES_CPU_C1"
+        printf '%-28s %14s %14s %14s\n' "CPU/req c=32 (us)" "$CPU" "${R[res_c32.cpu_us_per_req]}" "x$RES_CPU_C32"
+        printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[gw_c32.rps]}" "${R[res_c32.rps]}" \
+            "x$(ratio "${R[res_c32.rps]}" "${R[gw_c32.rps]}")"
+        printf '%-28s %14s %14s %14s\n' "TTFT p50 (us)" "${T[oa_gw.p50]}" "${T[res_gw.p50]}" "$(sgn "$RES_TTFT_ADD")"
+        printf '%-28s %14s %14s %14s\n' "failover after a 5xx, c=1" "healthy p50" "failover p50" "added"
+        printf '%-28s %14s %14s %14s\n' "  latency (us)" "${R[gw_c1.p50]}" "${R[down_c1.p50]}" "$(sgn "$FO_ADD_P50")"
+        printf '%-28s %14s %14s\n' "  gateway CPU/req (us)" "${R[gw_c1.cpu_us_per_req]}" "${R[down_c1.cpu_us_per_req]}"
+        printf '%-28s %14s %14s %14s\n' "half the primary failing" "c=32 req/s" "errors" "p99 (us)"
+        printf '%-28s %14s %14s %14s\n' "  (flaky, $((DURATION * 2)) s)" "${R[flaky_c32.rps]}" "${R[flaky_c32.errors]}" "${R[flaky_c32.p99]}"
+        echo
+    fi
     printf '%-28s %14s %14s %14s\n' "time to first token (us)" "direct (mock)" "proxied" "added"
     printf '%-28s %14s %14s %14s\n' "OpenAI via gateway p50" "${T[oa_direct.p50]}" "${T[oa_gw.p50]}" "$(sgn "$TTFT_ADD_OA")"
     printf '%-28s %14s %14s %14s\n' "OpenAI via gateway p99" "${T[oa_direct.p99]}" "${T[oa_gw.p99]}" "$(sgn "$TTFT_ADD_OA_P99")"
@@ -498,6 +580,11 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
     printf '  %-4s  idle RSS              %8s MiB  (<= 20 MiB)\n' "$T_IDLE" "$(mib "$IDLE_RSS")"
     printf '  %-4s  RSS, %s streams     %8s MiB  (<= 150 MiB)\n' "$T_STREAMS" "$STREAMS" "$(mib "$HOLD_RSS")"
     printf '  %-4s  binary size           %8s MB   (<= 20 MB)\n' "$T_BIN" "$(awk -v b="$BIN_BYTES" 'BEGIN{printf "%.1f", b / 1e6}')"
+    if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+        printf '  %-4s  fallbacks + breakers  %8s x    (<= 1.02x CPU/req @c=32 on healthy targets)\n' "$T_RES_CPU" "$RES_CPU_C32"
+        printf '  %-4s  failover after a 5xx  %8s us   (<= 1000 us added p50 @c=1)\n' "$T_FO" "$(sgn "$FO_ADD_P50")"
+        printf '  %-4s  half the primary down %8s     (errors reaching clients: 0)\n' "$T_FLAKY" "${R[flaky_c32.errors]}"
+    fi
     ((ERRS == 0)) || echo "  WARNING: wrk reported $ERRS errors; the latency numbers include failed requests"
 }
 
@@ -532,7 +619,8 @@ mkdir -p "$(dirname "$LOAD_JSON")"
     printf '  "translated_cpu_us_per_req_c32": %s, "translated_cpu_us_per_req_c1": %s, "translated_over_same_dialect_cpu_c32": %s, "translated_over_same_dialect_cpu_c1": %s,\n' \
         "$TR_CPU" "${R[tr_c1.cpu_us_per_req]}" "$TR_RATIO_C32" "$TR_RATIO_C1"
     printf '  "ttft": {"streams_per_run": %s, "mock_hold_ms": %s' "$TTFT_N" "$TTFT_HOLD_MS"
-    for run in oa_direct oa_gw oa_bare an_direct tr_gw; do
+    for run in oa_direct oa_gw oa_bare an_direct tr_gw res_gw; do
+        [[ -n "${T[$run.n]:-}" ]] || continue
         printf ', "%s": {"n": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "max_us": %s, "mean_us": %s, "to_end_p50_us": %s, "to_end_p99_us": %s}' \
             "$run" "${T[$run.n]}" "${T[$run.p50]}" "${T[$run.p90]}" "${T[$run.p99]}" "${T[$run.max]}" "${T[$run.mean]}" \
             "${T[$run.total_p50]}" "${T[$run.total_p99]}"
@@ -544,6 +632,10 @@ mkdir -p "$(dirname "$LOAD_JSON")"
         "$IDLE_RSS" "${R[gw_c32.max_rss_kib]}" "$RSS_AFTER_LOAD"
     printf '  "streams_wanted": %s, "streams_open": %s, "streams_failed": %s, "streams_open_ms": %s, "rss_streams_kib": %s, "rss_added_by_streams_kib": %s, "rss_after_streams_kib": %s,\n' \
         "$STREAMS" "$HOLD_OK" "$HOLD_FAILED" "$HOLD_MS_TAKEN" "$HOLD_RSS" "$((HOLD_RSS - RSS_AFTER_LOAD))" "$RSS_AFTER_STREAMS"
+    if [[ "$RESILIENCE_RUNS" == 1 ]]; then
+        printf '  "resilience_over_plain_cpu_c32": %s, "resilience_over_plain_cpu_c1": %s, "resilience_ttft_added_p50_us": %s, "failover_added_p50_us_c1": %s, "flaky_errors": %s,\n' \
+            "$RES_CPU_C32" "$RES_CPU_C1" "$RES_TTFT_ADD" "$FO_ADD_P50" "${R[flaky_c32.errors]}"
+    fi
     printf '  "binary_bytes": %s, "wrk_errors": %s,\n' "$BIN_BYTES" "$ERRS"
     printf '  "targets": {"cpu_per_request_le_50us": "%s", "added_p50_c1_le_100us": "%s", "idle_rss_le_20mib": "%s", "rss_streams_le_150mib": "%s", "binary_le_20mb": "%s", "translation_cpu_le_1_5x": "%s", "ttft_translated_added_p50_le_1ms": "%s"}\n' \
         "$T_CPU" "$T_P50" "$T_IDLE" "$T_STREAMS" "$T_BIN" "$T_TR_CPU" "$T_TTFT"

@@ -19,6 +19,10 @@
 //!   20 `content_block_delta` text deltas, `content_block_stop`,
 //!   `message_delta` with the stop reason and usage, `message_stop`).
 //! - `GET /v1/models`: a small model list. `GET /health`: `{"status":"ok"}`.
+//! - Failing providers (failover runs): under `/fail50/` the chat endpoints
+//!   answer every second request (process-wide count) with an OpenAI-style
+//!   `503`, under `/fail100/` every request; so a provider whose base URL is
+//!   `http://MOCK/fail50/v1` fails half its calls.
 //! - Holding streams open (open-streams RSS test): when the hold is N > 0 ms,
 //!   a stream sends its head and every event up to and including the first
 //!   one that carries text (OpenAI: role chunk + first content chunk;
@@ -93,7 +97,11 @@ struct Responses {
     not_found: Vec<u8>,
     bad_request: Vec<u8>,
     ok: Vec<u8>,
+    unavailable: Vec<u8>,
 }
+
+/// Requests seen under `/fail50/`.
+static FAIL50: AtomicU64 = AtomicU64::new(0);
 
 const CREATED: u64 = 1_732_000_000;
 const ID: &str = "chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012";
@@ -303,6 +311,10 @@ x-ratelimit-remaining-requests: 9999\r\nx-request-id: req_0123456789abcdef012345
             r#"{"error":{"message":"bad request","type":"invalid_request_error","param":null,"code":null}}"#,
         ),
         ok: json_response("200 OK", r#"{"ok":true}"#),
+        unavailable: json_response(
+            "503 Service Unavailable",
+            r#"{"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":null}}"#,
+        ),
     }
 }
 
@@ -501,7 +513,21 @@ async fn serve_conn(mut sock: TcpStream) {
             };
             buf.drain(..consumed);
             close |= h.close;
-            let path = h.path.split('?').next().unwrap_or("");
+            let full_path = h.path.split('?').next().unwrap_or("");
+            let (fail, path) = if let Some(rest) = full_path.strip_prefix("/fail50") {
+                (FAIL50.fetch_add(1, Ordering::Relaxed).is_multiple_of(2), rest)
+            } else if let Some(rest) = full_path.strip_prefix("/fail100") {
+                (true, rest)
+            } else {
+                (false, full_path)
+            };
+            if fail && h.method_post {
+                out.extend_from_slice(&r.unavailable);
+                if close {
+                    break;
+                }
+                continue;
+            }
             match (h.method_post, path) {
                 (true, "/v1/chat/completions" | "/v1/messages") => {
                     let openai = path == "/v1/chat/completions";
