@@ -48,11 +48,18 @@ impl Discovery {
 async fn fetch(upstream: &Upstream, p: &Provider) -> Result<HashSet<String>, String> {
     let path = p.path(Operation::Models, "");
     let head = || {
-        request_head(p, http::Method::GET, &path, 0, false, &CallerHeaders::default()).map_err(|e| {
-            crate::error::GatewayError::UpstreamProtocol {
-                provider: p.name.clone(),
-                detail: e.0,
-            }
+        request_head(
+            p,
+            p.pick_key(),
+            http::Method::GET,
+            &path,
+            0,
+            false,
+            &CallerHeaders::default(),
+        )
+        .map_err(|e| crate::error::GatewayError::UpstreamProtocol {
+            provider: p.name.clone(),
+            detail: e.0,
         })
     };
     let mut ex = upstream

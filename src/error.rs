@@ -90,6 +90,13 @@ pub enum GatewayError {
     },
     /// The gateway is not ready (store closed).
     NotReady(String),
+    /// Every target of the model has an open circuit: nothing was sent.
+    CircuitOpen {
+        /// The model the caller asked for.
+        model: String,
+        /// Seconds until the first probe may go (the `Retry-After`).
+        retry_after_s: u64,
+    },
 }
 
 impl GatewayError {
@@ -113,6 +120,7 @@ impl GatewayError {
             GatewayError::UpstreamProtocol { .. } => 502,
             GatewayError::UpstreamStream { .. } => 502,
             GatewayError::NotReady(_) => 503,
+            GatewayError::CircuitOpen { .. } => 503,
         }
     }
 
@@ -136,6 +144,7 @@ impl GatewayError {
             GatewayError::UpstreamProtocol { .. } => "upstream_protocol",
             GatewayError::UpstreamStream { failure, .. } => failure.kind(),
             GatewayError::NotReady(_) => "not_ready",
+            GatewayError::CircuitOpen { .. } => "circuit_open",
         }
     }
 
@@ -166,7 +175,8 @@ impl GatewayError {
             | GatewayError::RouteNotFound(_)
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)
-            | GatewayError::NotReady(_) => None,
+            | GatewayError::NotReady(_)
+            | GatewayError::CircuitOpen { .. } => None,
         }
     }
 
@@ -312,6 +322,15 @@ impl GatewayError {
                 Some("not_ready"),
                 "api_error",
             ),
+            GatewayError::CircuitOpen { model, retry_after_s } => e(
+                format!(
+                    "Every provider serving `{model}` is failing (circuit open); try again in {retry_after_s} s"
+                ),
+                "api_error",
+                Some("model".into()),
+                Some("circuit_open"),
+                "overloaded_error",
+            ),
         }
     }
 
@@ -337,7 +356,8 @@ impl GatewayError {
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)
             | GatewayError::UpstreamTimeout { .. }
-            | GatewayError::NotReady(_) => {}
+            | GatewayError::NotReady(_)
+            | GatewayError::CircuitOpen { .. } => {}
         }
     }
 
@@ -396,6 +416,14 @@ mod tests {
             429
         );
         assert_eq!(GatewayError::BodyTooLarge(1).status(), 413);
+        let open = GatewayError::CircuitOpen {
+            model: "smart".into(),
+            retry_after_s: 3,
+        };
+        assert_eq!((open.status(), open.kind()), (503, "circuit_open"));
+        let v: serde_json::Value = serde_json::from_slice(&open.body(Dialect::Anthropic)).expect("json");
+        assert_eq!(v["error"]["type"], "overloaded_error");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("`smart`")));
     }
 
     #[test]

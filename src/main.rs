@@ -19,6 +19,7 @@ mod proxy;
 mod record;
 mod recorder;
 mod reload;
+mod resilience;
 mod route;
 mod secret;
 mod signals;
@@ -400,6 +401,17 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         reloader: reloader.clone(),
     };
     let gw = state::Gateway::new(live.clone(), store.clone(), services);
+    let circuits = gw.resilience.clone();
+    // Instance circuits always; a model's once it has opened (callers can
+    // name any model, so the rest would be unbounded series).
+    metrics.set_circuit_source(move || {
+        circuits
+            .circuits()
+            .into_iter()
+            .filter(|c| c.model.is_none() || c.opened > 0)
+            .map(|c| (c.provider, c.model.unwrap_or_default(), c.state.gauge()))
+            .collect()
+    });
     let proxy = pingora_proxy::http_proxy(&server.configuration, gw);
     let guarded = conns::Guarded::new(proxy, conns.clone(), std::time::Duration::from_secs(grace));
     let mut svc = pingora_core::services::listening::Service::new("switchyard".to_string(), guarded);

@@ -126,6 +126,25 @@ pub struct AuditEntry {
     pub response_body: Option<String>,
     /// A body was cut at the cap.
     pub bodies_truncated: bool,
+    /// Every upstream call the request made, in order (retries, other
+    /// keys, fallbacks); the last one that answered 2xx served it.
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// One upstream call of a request, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Provider instance.
+    pub provider: String,
+    /// Model name sent upstream.
+    pub model: String,
+    /// Status the provider answered, if it answered.
+    pub status: Option<u16>,
+    /// Error kind, if the call failed (`upstream_status`, `upstream_timeout`, …).
+    pub error: Option<String>,
+    /// Time from sending to the response head (or the failure), ms.
+    pub duration_ms: u32,
 }
 
 /// Name fragments that mark a header or query parameter as a credential:

@@ -90,7 +90,7 @@ pub fn resolve_with_overrides(
 }
 
 /// Every public model id: `provider/model` for configured and discovered
-/// models, plus aliases. Sorted, de-duplicated.
+/// models, plus aliases and virtual models (owned by `switchyard`).
 pub fn public_models(snap: &Snapshot, discovered: &Discovered) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for p in &snap.providers {
@@ -113,6 +113,10 @@ pub fn public_models(snap: &Snapshot, discovered: &Discovered) -> Vec<(String, S
             out.push((alias.clone(), p.name.clone()));
         }
     }
+    // A virtual model is served by a set: the gateway owns it.
+    let mut virtuals: Vec<&String> = snap.virtual_models.keys().collect();
+    virtuals.sort();
+    out.extend(virtuals.into_iter().map(|v| (v.clone(), "switchyard".to_string())));
     out
 }
 
@@ -123,7 +127,7 @@ mod tests {
 
     #[test]
     fn resolution_order() {
-        let yaml = "aliases:\n  fast: groq/llama-3.1-8b\n";
+        let yaml = "aliases:\n  fast: groq/llama-3.1-8b\nvirtual_models:\n  smart: {targets: [{target: fast}]}\n";
         let snap = compile(&read_sources_for_test(
             &[
                 ("OPENAI_API_KEY", "k"),
@@ -152,5 +156,6 @@ mod tests {
         assert!(ids.contains(&"openai/gpt-4o".to_string()));
         assert!(ids.contains(&"openrouter/anthropic/claude-x".to_string()));
         assert!(ids.contains(&"fast".to_string()));
+        assert!(public_models(&snap, &d).contains(&("smart".into(), "switchyard".into())));
     }
 }

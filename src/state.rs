@@ -39,6 +39,8 @@ pub struct Gateway {
     pub svc: Services,
     /// Policy stages.
     pub policy: Policy,
+    /// Circuit breakers and balancing numbers, kept across reloads.
+    pub resilience: Arc<crate::resilience::Resilience>,
     ids: AtomicU64,
     id_prefix: u64,
 }
@@ -58,6 +60,7 @@ impl Gateway {
             store,
             svc,
             policy: Policy::none(),
+            resilience: Arc::default(),
             ids: AtomicU64::new(0),
             id_prefix,
         }

@@ -275,6 +275,17 @@ impl RequestSummary {
                 .as_ref()
                 .map(|c| String::from_utf8_lossy(&c.request).into_owned()),
             response_body: capture.map(|c| String::from_utf8_lossy(&c.response).into_owned()),
+            attempts: self
+                .attempts
+                .iter()
+                .map(|a| crate::record::AttemptRecord {
+                    provider: a.provider.clone(),
+                    model: a.upstream_model.clone(),
+                    status: a.status,
+                    error: a.error.map(str::to_string),
+                    duration_ms: millis(a.duration),
+                })
+                .collect(),
         }
     }
 

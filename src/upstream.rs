@@ -87,6 +87,8 @@ pub struct Exchange {
     session: HttpSession,
     peer: HttpPeer,
     provider: String,
+    /// A chunk read ahead by [`Exchange::prefetch`] (`Some(None)`: the end).
+    pending: Option<Option<Bytes>>,
 }
 
 impl Upstream {
@@ -163,6 +165,7 @@ impl Upstream {
                         session,
                         peer,
                         provider: provider.name.clone(),
+                        pending: None,
                     })
                 }
                 Err(e) if reused && attempt == 0 && retryable_on_reuse(&e) => {
@@ -286,10 +289,24 @@ impl Exchange {
 
     /// Next body chunk; `None` at the end.
     pub async fn read_chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        if let Some(chunk) = self.pending.take() {
+            return Ok(chunk);
+        }
         self.session
             .read_response_body()
             .await
             .map_err(|e| map_err(&self.provider, &e))
+    }
+
+    /// Reads the first body chunk ahead (kept for the next `read_chunk`),
+    /// so a time-to-first-byte deadline covers a stream's first event, not
+    /// only its head.
+    pub async fn prefetch(&mut self) -> Result<(), GatewayError> {
+        if self.pending.is_none() {
+            let chunk = self.read_chunk().await?;
+            self.pending = Some(chunk);
+        }
+        Ok(())
     }
 
     /// The whole body, up to `limit` bytes.

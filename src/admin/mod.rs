@@ -40,6 +40,8 @@ pub struct AdminCtx {
     pub provider_stats: Arc<ProviderStats>,
     /// Price lookup for `/admin/models`.
     pub prices: Arc<PriceFn>,
+    /// Every circuit breaker's state now.
+    pub circuits: Vec<crate::resilience::CircuitView>,
 }
 
 /// A response to send: status, JSON body and extra headers (`Allow` on 405).

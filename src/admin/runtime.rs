@@ -54,7 +54,22 @@ pub fn providers_status(ctx: &AdminCtx, query: Option<&str>, now: u64) -> Result
         .map(|p| {
             let (models, discovered) = provider_models(ctx, p);
             let w = ctx.provider_stats.window(&p.name, now, window_s * 1000);
+            let mine = ctx.circuits.iter().filter(|c| c.provider == p.name);
+            let (own, per_model): (Vec<_>, Vec<_>) = mine.partition(|c| c.model.is_none());
+            // Without `circuit_breaker:` there is no circuit (null); with
+            // one, an instance not yet called is closed.
+            let circuit = p.breaker.map(|_| own.first().map_or("closed", |c| c.state.name()));
+            let circuits: Vec<Value> = per_model
+                .iter()
+                .map(|c| json!({"model": c.model, "state": c.state.name(), "times_opened": c.opened}))
+                .collect();
+            let times_opened = own.first().map_or(0, |c| c.opened);
             json!({
+                "circuit": circuit,
+                "circuit_times_opened": times_opened,
+                "model_circuits": circuits,
+                "keys": p.keys.len(),
+                "keys_cooling": p.keys_cooling(),
                 "name": p.name,
                 "type": p.family.name.to_string(),
                 "base_url": base_url(&p.base),

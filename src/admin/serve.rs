@@ -86,6 +86,7 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
             discovered: g.live.discovered(),
             provider_stats: g.svc.stats.clone(),
             prices: prices(&snap),
+            circuits: g.resilience.circuits(),
         };
         super::handle(&actx, &method, &path, query.as_deref(), &body).await
     };

@@ -46,6 +46,12 @@ fn fixture(recs: &[UsageRecord], audit: &[AuditEntry]) -> Fixture {
             discovered: Arc::new(discovered),
             provider_stats: Arc::new(stats),
             prices,
+            circuits: vec![crate::resilience::CircuitView {
+                provider: "openai".into(),
+                model: Some("gpt-4o".into()),
+                state: crate::resilience::breaker::CircuitState::Open,
+                opened: 2,
+            }],
         },
     }
 }
@@ -193,6 +199,13 @@ async fn audit_log_and_by_id() {
         request_body: Some("{\"messages\":[]}".into()),
         response_body: Some("{\"choices\":[]}".into()),
         bodies_truncated: false,
+        attempts: vec![crate::record::AttemptRecord {
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            status: Some(200),
+            error: None,
+            duration_ms: 12,
+        }],
     };
     let f = fixture(&[], std::slice::from_ref(&a));
     let (st, v) = get(&f, "/admin/audit/log?model=gpt-4o").await;
@@ -200,6 +213,10 @@ async fn audit_log_and_by_id() {
     let d = v["data"].as_array().expect("data");
     assert_eq!(d.len(), 1);
     assert!(d[0].get("request_body").is_none(), "listing has no bodies");
+    assert_eq!(
+        d[0]["attempts"],
+        json!([{"provider": "openai", "model": "gpt-4o", "status": 200, "error": null, "duration_ms": 12}])
+    );
     let (st, v) = get(&f, "/admin/audit/0000000000000abc00000001").await;
     assert_eq!(st, 200);
     assert_eq!(v["response_body"], "{\"choices\":[]}");
@@ -255,6 +272,11 @@ async fn providers_models_and_masked_config() {
     assert_eq!(openai["errors"], 1);
     assert_eq!(openai["p50_latency_ms"], 50);
     assert!(openai["last_success"].as_str().is_some());
+    assert_eq!(openai["circuit"], Value::Null, "no circuit_breaker: configured");
+    assert_eq!(
+        openai["model_circuits"],
+        json!([{"model": "gpt-4o", "state": "open", "times_opened": 2}])
+    );
     let local = ps.iter().find(|p| p["name"] == "local").expect("local");
     assert_eq!(local["models"], json!(["llama-3"]));
     assert_eq!(local["requests"], 0);

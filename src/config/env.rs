@@ -23,6 +23,10 @@ struct Draft {
     read_timeout_ms: Option<u64>,
     discover: Option<bool>,
     retry: Option<super::file::RetryFile>,
+    breaker: Option<super::file::BreakerFile>,
+    first_byte_timeout_ms: Option<u64>,
+    stream_idle_timeout_ms: Option<u64>,
+    key_cooldown_seconds: Option<u64>,
     order: (u8, usize, String),
 }
 
@@ -103,6 +107,10 @@ pub(super) fn build_providers(
         d.read_timeout_ms = pf.read_timeout_ms;
         d.discover = pf.discover_models;
         d.retry = pf.retry;
+        d.breaker = pf.circuit_breaker;
+        d.first_byte_timeout_ms = pf.first_byte_timeout_ms;
+        d.stream_idle_timeout_ms = pf.stream_idle_timeout_ms;
+        d.key_cooldown_seconds = pf.key_cooldown_seconds;
     }
     // Environment wins field by field.
     let mut names: Vec<&String> = env.keys().collect();
@@ -212,9 +220,24 @@ pub(super) fn build_providers(
             read_timeout: Duration::from_millis(d.read_timeout_ms.unwrap_or(600_000)),
             discover_models: d.discover.unwrap_or(!has_models),
             retry: retry_policy(&name, d.retry, errs),
+            breaker: super::resilience::breaker_policy(&name, file.circuit_breaker, d.breaker, errs),
+            first_byte_timeout: timeout_ms(&name, "first_byte_timeout_ms", d.first_byte_timeout_ms, errs),
+            stream_idle_timeout: timeout_ms(&name, "stream_idle_timeout_ms", d.stream_idle_timeout_ms, errs),
+            key_cooldown: Duration::from_secs(d.key_cooldown_seconds.unwrap_or(60)),
         })));
     }
     out
+}
+
+/// An optional timeout in ms (0 is refused: it would fail every call).
+fn timeout_ms(name: &str, field: &str, v: Option<u64>, errs: &mut Vec<ConfigError>) -> Option<Duration> {
+    match v {
+        Some(0) => {
+            errs.push(err(&format!("providers.{name}.{field}"), "must be more than 0".into()));
+            None
+        }
+        v => v.map(Duration::from_millis),
+    }
 }
 
 /// A provider's retry policy from its `retry:`; defaults for what is unset.

@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub(super) providers: Option<BTreeMap<String, ProviderFile>>,
     pub(super) aliases: Option<BTreeMap<String, String>>,
     pub(super) fallbacks: Option<BTreeMap<String, Vec<String>>>,
+    pub(super) virtual_models: Option<BTreeMap<String, VirtualModelFile>>,
+    pub(super) circuit_breaker: Option<BreakerFile>,
     pub(super) model_refresh_seconds: Option<u64>,
     pub(super) dns_ttl_seconds: Option<u64>,
     pub(super) prices: Option<BTreeMap<String, crate::pricing::Price>>,
@@ -66,6 +68,41 @@ pub struct ProviderFile {
     pub(super) read_timeout_ms: Option<u64>,
     pub(super) discover_models: Option<bool>,
     pub(super) retry: Option<RetryFile>,
+    pub(super) circuit_breaker: Option<BreakerFile>,
+    pub(super) first_byte_timeout_ms: Option<u64>,
+    pub(super) stream_idle_timeout_ms: Option<u64>,
+    pub(super) key_cooldown_seconds: Option<u64>,
+}
+
+/// `circuit_breaker:` at the top (every provider) or in a provider (wins);
+/// see `resilience::breaker::BreakerPolicy`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerFile {
+    pub(super) enabled: Option<bool>,
+    pub(super) failures: Option<u32>,
+    pub(super) error_rate: Option<f64>,
+    pub(super) min_requests: Option<u32>,
+    pub(super) window_seconds: Option<f64>,
+    pub(super) cooldown_seconds: Option<f64>,
+}
+
+/// One `virtual_models:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualModelFile {
+    pub(super) strategy: Option<String>,
+    pub(super) sticky: Option<String>,
+    pub(super) targets: Vec<VirtualTargetFile>,
+}
+
+/// One member of a virtual model: `provider/model`, an alias, or another
+/// virtual model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualTargetFile {
+    pub(super) target: String,
+    pub(super) weight: Option<u32>,
 }
 
 /// A provider's `retry:` (see `providers::RetryPolicy`).

@@ -7,6 +7,9 @@
 
 mod env;
 mod file;
+mod resilience;
+
+pub use resilience::{MemberRef, VirtualModel, MAX_CHAIN};
 
 use crate::providers::Provider;
 use crate::secret::Secret;
@@ -83,6 +86,8 @@ pub struct Snapshot {
     /// Public name (alias, model or `provider/model`) → the targets tried,
     /// in order, when its own target fails (`fallbacks:`).
     pub fallbacks: HashMap<String, Vec<(usize, String)>>,
+    /// Public names served by a set of targets (`virtual_models:`).
+    pub virtual_models: HashMap<String, VirtualModel>,
     /// Configured model → first provider index listing it.
     configured_models: HashMap<String, usize>,
     /// How often discovered model lists are refreshed.
@@ -303,6 +308,9 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         }
         None => file.audit_bodies.unwrap_or(false),
     };
+    let pricing = Arc::new(crate::pricing::Pricing::builtin().with_overrides(overrides));
+    let virtual_models = resilience::virtual_models(&file, &providers, &by_name, &aliases, &pricing, &mut errs);
+    resilience::check_top(file.circuit_breaker, &mut errs);
     let metrics_listen = get("SWITCHYARD_METRICS_LISTEN").or(file.metrics_listen.clone());
     if let Some(m) = &metrics_listen {
         if m.parse::<std::net::SocketAddr>().is_err() {
@@ -322,7 +330,8 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
     let scrubber = Arc::new(switchyard_filters::scrub::Scrubber::new(secrets));
     Ok(Snapshot {
         scrubber,
-        pricing: Arc::new(crate::pricing::Pricing::builtin().with_overrides(overrides)),
+        pricing,
+        virtual_models,
         usage_retention_days,
         audit_retention_days,
         audit_bodies,
@@ -435,6 +444,7 @@ mod tests {
             .filter_map(|_| {
                 let h = crate::providers::request_head(
                     openai,
+                    openai.pick_key(),
                     http::Method::GET,
                     "/v1/models",
                     0,
@@ -446,6 +456,13 @@ mod tests {
             })
             .collect();
         assert_eq!(keys, ["Bearer k1", "Bearer k2", "Bearer k1", "Bearer k2"]);
+        // A rate-limited key is set aside; rotation goes on with the other,
+        // and when both are aside the one free soonest is used.
+        assert!(openai.cool_key(0, Some(Duration::from_secs(60))));
+        assert_eq!([openai.pick_key(), openai.pick_key(), openai.pick_key()], [1, 1, 1]);
+        assert!(!openai.cool_key(1, Some(Duration::from_secs(30))));
+        assert_eq!(openai.pick_key(), 1);
+        assert_eq!(openai.keys_cooling(), 2);
         assert_eq!(s.providers[3].base.path, "/v1");
         assert!(!s.providers[2].lists_models(), "Azure deployments have no list");
         assert_eq!(s.providers[0].base.host, "api.openai.com");

@@ -10,6 +10,7 @@ use super::Failure;
 use crate::error::GatewayError;
 use crate::policy::Answer;
 use crate::providers::{request_head, CallerHeaders, Operation, Provider};
+use crate::resilience::{Busy, Outcome};
 use crate::state::Gateway;
 use crate::summary::{Attempt, RequestSummary, Served};
 use crate::upstream::Exchange;
@@ -71,6 +72,9 @@ pub enum Source {
         provider: Arc<Provider>,
         /// How to turn it into the caller's answer.
         reply: Reply,
+        /// Counts the request in flight on its target until the answer is
+        /// done (balancing virtual models only).
+        busy: Option<Busy>,
     },
     /// The gateway answers itself.
     Local(Answer),
@@ -86,10 +90,11 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// The request head for `p` (built per connection tried).
-    fn head(&self, p: &Provider) -> Result<RequestHeader, GatewayError> {
+    /// The request head for `p` with key `key` (built per connection tried).
+    fn head(&self, p: &Provider, key: usize) -> Result<RequestHeader, GatewayError> {
         request_head(
             p,
+            key,
             http::Method::POST,
             &self.path,
             self.body.len(),
@@ -121,43 +126,62 @@ pub async fn run(
     // After a prompt too long for a target: the context window a fallback
     // must exceed to be worth trying.
     let mut need_window: Option<u64> = None;
+    // The soonest an open circuit that was skipped lets a probe through, ms.
+    let mut open_for: Option<u64> = None;
     for target in targets {
         if need_window.is_some_and(|w| context_window(g, &target).is_none_or(|c| c <= w)) {
+            continue;
+        }
+        if let Err(ms) = admit(g, &target) {
+            open_for = Some(open_for.map_or(ms, |o| o.min(ms)));
             continue;
         }
         s.served = Some(served(&target));
         // A request this provider cannot take fails the same everywhere.
         let out = encode(request, &target)?;
         let provider = target.provider.clone();
+        let stats = target
+            .balanced
+            .then(|| g.resilience.stats(&provider.name, &target.upstream_model));
+        let busy = stats.clone().map(Busy::start);
         let policy = provider.retry;
-        let mut tries = 0u32;
+        let (mut tries, mut other_keys) = (0u32, 0usize);
         // Tries this target until it answers, its retries are spent, or the
         // failure is one a retry cannot fix.
         let failure = loop {
             let started = Instant::now();
-            let head = || out.head(&provider);
-            let f = match g.upstream.send(&provider, &head, out.body.clone()).await {
-                Ok(exchange) if exchange.status() < 300 => {
+            let key = provider.pick_key();
+            let f = match send(g, &provider, &out, key, started, stats.is_some()).await {
+                Ok(exchange) => {
+                    if let Some(st) = &stats {
+                        st.observe(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    }
+                    record_outcome(g, &target, Outcome::Ok);
                     s.attempts
                         .push(attempt(&target, Some(exchange.status()), None, started));
                     return Ok(Source::Upstream {
                         exchange,
                         provider,
                         reply: out.reply,
+                        busy,
                     });
                 }
-                Ok(exchange) => {
-                    let status = exchange.status();
-                    let f = upstream_failure(g, &provider, exchange).await;
-                    s.attempts
-                        .push(attempt(&target, Some(status), Some(f.error.kind()), started));
+                Err((f, status)) => {
+                    s.attempts.push(attempt(&target, status, Some(f.error.kind()), started));
+                    record_outcome(g, &target, outcome(&f));
                     f
                 }
-                Err(e) => {
-                    s.attempts.push(attempt(&target, None, Some(e.kind()), started));
-                    Failure::from(e)
-                }
             };
+            // A rate-limited key is set aside; another free key tries at
+            // once, without spending a retry.
+            if matches!(f.error, GatewayError::UpstreamStatus { status: 429, .. })
+                && provider.keys.len() > 1
+                && provider.cool_key(key, retry_after(&f.headers))
+                && other_keys + 1 < provider.keys.len()
+            {
+                other_keys += 1;
+                continue;
+            }
             tries += 1;
             if tries >= policy.attempts || !f.retryable() {
                 break f;
@@ -166,6 +190,10 @@ pub async fn run(
                 Some(wait) => tokio::time::sleep(wait).await,
                 // The provider asked for longer than the cap: move on.
                 None => break f,
+            }
+            // The breaker may have opened meanwhile.
+            if admit(g, &target).is_err() {
+                break f;
             }
         };
         let next = if failure.context_exceeded() {
@@ -179,9 +207,100 @@ pub async fn run(
             break;
         }
     }
-    let mut f = last.unwrap_or_else(|| Failure::from(GatewayError::ModelNotFound(request.model.clone())));
+    let mut f = match (last, open_for) {
+        (Some(f), _) => f,
+        (None, Some(ms)) => {
+            let secs = ms.div_ceil(1000).max(1);
+            Failure {
+                error: GatewayError::CircuitOpen {
+                    model: request.model.clone(),
+                    retry_after_s: secs,
+                },
+                headers: crate::http::header("retry-after", &secs.to_string())
+                    .into_iter()
+                    .collect(),
+            }
+        }
+        (None, None) => Failure::from(GatewayError::ModelNotFound(request.model.clone())),
+    };
     f.headers.extend(attempts_header(s));
     Err(f)
+}
+
+/// One call to `p` with key `key`: a 2xx exchange, or why not and the
+/// status, if one came. A stream's first bytes are read here too when
+/// `first_byte_timeout` covers them or the target is `balanced` (its
+/// latency is the time to those bytes, not to a head sent at once).
+async fn send(
+    g: &Gateway,
+    p: &Provider,
+    out: &Outbound,
+    key: usize,
+    started: Instant,
+    balanced: bool,
+) -> Result<Exchange, (Failure, Option<u16>)> {
+    let head = || out.head(p, key);
+    let timed_out = || {
+        let e = GatewayError::UpstreamTimeout {
+            provider: p.name.clone(),
+        };
+        (Failure::from(e), None)
+    };
+    let sent = match p.first_byte_timeout {
+        None => g.upstream.send(p, &head, out.body.clone()).await,
+        Some(limit) => match tokio::time::timeout(limit, g.upstream.send(p, &head, out.body.clone())).await {
+            Ok(sent) => sent,
+            Err(_) => return Err(timed_out()),
+        },
+    };
+    let mut exchange = match sent {
+        Ok(ex) if ex.status() < 300 => ex,
+        Ok(ex) => {
+            let status = ex.status();
+            return Err((upstream_failure(g, p, ex).await, Some(status)));
+        }
+        Err(e) => return Err((Failure::from(e), None)),
+    };
+    if out.stream && (balanced || p.first_byte_timeout.is_some()) {
+        let first = exchange.prefetch();
+        let read = match p.first_byte_timeout {
+            None => first.await,
+            Some(limit) => match tokio::time::timeout(limit.saturating_sub(started.elapsed()), first).await {
+                Ok(read) => read,
+                Err(_) => return Err(timed_out()),
+            },
+        };
+        if let Err(e) = read {
+            return Err((Failure::from(e), Some(exchange.status())));
+        }
+    }
+    Ok(exchange)
+}
+
+/// Whether the target's circuits let a call through (`Err`: ms until a
+/// probe may go). Free for a provider without `circuit_breaker:`.
+fn admit(g: &Gateway, t: &Target) -> Result<(), u64> {
+    match &t.provider.breaker {
+        None => Ok(()),
+        Some(policy) => g.resilience.admit(policy, &t.provider.name, &t.upstream_model),
+    }
+}
+
+fn record_outcome(g: &Gateway, t: &Target, o: Outcome) {
+    if let Some(policy) = &t.provider.breaker {
+        g.resilience.record(policy, &t.provider.name, &t.upstream_model, o);
+    }
+}
+
+/// What a failure says about its target, for the breakers.
+fn outcome(f: &Failure) -> Outcome {
+    match &f.error {
+        GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamTimeout { .. } => Outcome::InstanceFailure,
+        GatewayError::UpstreamProtocol { .. } => Outcome::ModelFailure,
+        _ if f.retryable() => Outcome::ModelFailure,
+        // A refusal of this request (4xx) says the provider is up.
+        _ => Outcome::Ok,
+    }
 }
 
 /// How long the provider asked the caller to wait: `retry-after-ms`

@@ -192,7 +192,23 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     }
 
     // Plan, attempts, response.
-    let plan = plan::build(&snap, &g.live.discovered(), &g.live.overrides(), &mut request)?;
+    let (discovered, overrides) = (g.live.discovered(), g.live.overrides());
+    let lookup = plan::Lookup {
+        snap: &snap,
+        discovered: &discovered,
+        overrides: &overrides,
+        resilience: &g.resilience,
+    };
+    let key = match &principal {
+        crate::principal::Principal::Master => "master",
+        p => p.key_id(),
+    };
+    let who = plan::Affinity {
+        key,
+        user_path: &s.user_path,
+        headers: &session.req_header().headers,
+    };
+    let plan = plan::build(&lookup, &who, &mut request)?;
     // Boxed: the upstream exchange's futures are kilobytes, and every future
     // that holds them inline is copied when it is set up (measured: memmove
     // was the top symbol of a gateway profile).

@@ -1,16 +1,19 @@
 //! Planning: the ordered list of upstream attempts for a request (a provider
 //! instance and the model name it knows), or a local answer when no
 //! provider is needed. Routing lives in `route.rs`; this step applies what
-//! the route implies (pinned defaults, capability checks). Retries, failover
-//! and virtual-model targets extend the list; the attempt loop walks it.
+//! the route implies (pinned defaults, capability checks). A virtual model
+//! orders its members by its strategy; `fallbacks:` extend the list; the
+//! attempt loop walks it.
 
 use super::request::{Call, Request};
-use crate::config::Snapshot;
+use crate::config::{MemberRef, Snapshot, VirtualModel, MAX_CHAIN};
 use crate::error::GatewayError;
 use crate::http::header;
 use crate::live::{Discovered, Overrides};
 use crate::policy::Answer;
 use crate::providers::Provider;
+use crate::resilience::balance::{hash_str, order, Sticky};
+use crate::resilience::Resilience;
 use crate::route::resolve_with_overrides;
 use std::sync::Arc;
 use switchyard_filters::estimate::input_tokens;
@@ -23,6 +26,19 @@ pub struct Target {
     pub provider: Arc<Provider>,
     /// The model name it knows.
     pub upstream_model: String,
+    /// Chosen by a strategy that balances on live numbers: the attempt
+    /// keeps them (time to the response head, requests in flight).
+    pub balanced: bool,
+}
+
+/// Who is asking, for a virtual model's `sticky:`.
+pub struct Affinity<'a> {
+    /// The key id (`master` for the master key; empty when anonymous).
+    pub key: &'a str,
+    /// `X-Switchyard-User-Path`.
+    pub user_path: &'a str,
+    /// The request headers.
+    pub headers: &'a http::HeaderMap,
 }
 
 /// What to do with a request.
@@ -39,20 +55,53 @@ pub enum Plan {
     },
 }
 
-/// Plans `request`: resolves its model (overrides first), applies pinned
-/// defaults, and checks that the target can serve the call.
-pub fn build(
-    snap: &Snapshot,
-    discovered: &Discovered,
-    overrides: &Overrides,
-    request: &mut Request<'_>,
-) -> Result<Plan, GatewayError> {
-    let route = resolve_with_overrides(snap, discovered, overrides, &request.model)?;
-    request.apply_defaults(route.defaults.as_ref());
-    let target = Target {
-        provider: route.provider,
-        upstream_model: route.upstream_model,
+/// Where the names a plan needs are looked up.
+pub struct Lookup<'a> {
+    /// The config.
+    pub snap: &'a Snapshot,
+    /// Models the providers listed.
+    pub discovered: &'a Discovered,
+    /// Operator overrides.
+    pub overrides: &'a Overrides,
+    /// Live per-target numbers.
+    pub resilience: &'a Resilience,
+}
+
+/// Plans `request`: resolves its model (overrides first, then a virtual
+/// model), applies pinned defaults, and checks that the first target can
+/// serve the call.
+pub fn build(at: &Lookup<'_>, who: &Affinity<'_>, request: &mut Request<'_>) -> Result<Plan, GatewayError> {
+    let snap = at.snap;
+    // An override may disable the name or point it at another, which may
+    // itself be virtual.
+    let over = at.overrides.get(&request.model);
+    let vm = match over {
+        Some(o) if o.disabled => return Err(GatewayError::ModelDisabled(request.model.clone())),
+        Some(o) => snap.virtual_models.get(o.target.as_deref().unwrap_or(&request.model)),
+        None => snap.virtual_models.get(&request.model),
     };
+    let (mut targets, defaults) = match vm {
+        Some(vm) => {
+            let mut out = Vec::new();
+            expand(at, vm, who, 0, &mut out);
+            if out.is_empty() {
+                return Err(GatewayError::ModelNotFound(request.model.clone()));
+            }
+            let defaults = over.filter(|o| !o.defaults.is_empty()).map(|o| o.defaults.clone());
+            (out, defaults)
+        }
+        None => {
+            let route = resolve_with_overrides(snap, at.discovered, at.overrides, &request.model)?;
+            let target = Target {
+                provider: route.provider,
+                upstream_model: route.upstream_model,
+                balanced: false,
+            };
+            (vec![target], route.defaults)
+        }
+    };
+    request.apply_defaults(defaults.as_ref());
+    let target = targets.remove(0);
     let caps = target.provider.family.capabilities;
     match request.call {
         Call::CountTokens if !caps.count_tokens || target.provider.wire() != WireDialect::Anthropic => {
@@ -80,20 +129,85 @@ pub fn build(
             param: Some("model".into()),
         }),
         Call::Chat | Call::Messages => {
-            // The caller's name picks the fallbacks; each is encoded for its
-            // own dialect when its turn comes.
-            let mut targets = vec![target];
+            // The rest of a virtual model's set, then the caller's name's
+            // fallbacks; each is encoded for its own dialect when its turn
+            // comes.
+            targets.insert(0, target);
             // (A lookup in an empty map returns before hashing the name.)
             for (i, model) in snap.fallbacks.get(&request.model).into_iter().flatten() {
                 if let Some(p) = snap.providers.get(*i) {
-                    targets.push(Target {
-                        provider: p.clone(),
-                        upstream_model: model.clone(),
-                    });
+                    push_new(&mut targets, p, model, false);
                 }
             }
             Ok(Plan::Upstream(targets))
         }
         Call::CountTokens | Call::Embeddings => Ok(Plan::Upstream(vec![target])),
+    }
+}
+
+/// Appends a virtual model's members in the order its strategy gives,
+/// expanding members that are virtual models themselves (the config bounds
+/// the depth and refuses cycles; the depth check here is a second guard).
+fn expand(at: &Lookup<'_>, vm: &VirtualModel, who: &Affinity<'_>, depth: usize, out: &mut Vec<Target>) {
+    if depth > MAX_CHAIN {
+        return;
+    }
+    let snap = at.snap;
+    let balanced = vm.strategy.needs_stats();
+    let members: Vec<_> = vm
+        .members
+        .iter()
+        .map(|m| {
+            let mut view = m.member();
+            if let (true, MemberRef::Target(i, model)) = (balanced, &m.to) {
+                if let Some(p) = snap.providers.get(*i) {
+                    let st = at.resilience.stats(&p.name, model);
+                    view.latency_us = st.latency_us();
+                    view.busy = st.busy();
+                }
+            }
+            view
+        })
+        .collect();
+    let sticky = vm.sticky.as_ref().and_then(|s| sticky_value(s, who)).map(hash_str);
+    let turn = vm.next_turn();
+    let mut rng = fastrand::Rng::new();
+    for i in order(vm.strategy, &members, sticky, turn, &mut rng) {
+        match &vm.members[i].to {
+            MemberRef::Target(p, model) => {
+                if let Some(p) = snap.providers.get(*p) {
+                    push_new(out, p, model, balanced);
+                }
+            }
+            MemberRef::Virtual(name) => {
+                if let Some(inner) = snap.virtual_models.get(name) {
+                    expand(at, inner, who, depth + 1, out);
+                }
+            }
+        }
+    }
+}
+
+/// The caller's sticky value, if it sent one.
+fn sticky_value<'a>(s: &Sticky, who: &Affinity<'a>) -> Option<&'a str> {
+    let v = match s {
+        Sticky::Key => who.key,
+        Sticky::UserPath => who.user_path,
+        Sticky::Header(name) => who.headers.get(name.as_str())?.to_str().ok()?,
+    };
+    (!v.is_empty()).then_some(v)
+}
+
+/// Adds a target unless the list already has it.
+fn push_new(out: &mut Vec<Target>, p: &Arc<Provider>, model: &str, balanced: bool) {
+    if !out
+        .iter()
+        .any(|t| Arc::ptr_eq(&t.provider, p) && t.upstream_model == model)
+    {
+        out.push(Target {
+            provider: p.clone(),
+            upstream_model: model.to_string(),
+            balanced,
+        });
     }
 }

@@ -29,7 +29,8 @@ const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 
 /// Sends the response.
 pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, source: Source) -> Result<(), Failure> {
-    let (ex, provider, reply) = match source {
+    // `_busy` counts the request in flight until this returns.
+    let (ex, provider, reply, _busy) = match source {
         Source::Local(a) => {
             http::respond(session, s, a.status, a.body, &a.headers).await;
             return Ok(());
@@ -38,7 +39,8 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
             exchange,
             provider,
             reply,
-        } => (exchange, provider, reply),
+            busy,
+        } => (exchange, provider, reply, busy),
     };
     let mut headers = ex.passthrough_headers();
     headers.extend(http::header("x-switchyard-provider", &provider.name));
@@ -162,7 +164,15 @@ async fn relay(
     let mut clean_end = false;
     loop {
         out.clear();
-        let end = match ex.read_chunk().await {
+        let next = match p.stream_idle_timeout {
+            None => ex.read_chunk().await,
+            Some(idle) => tokio::time::timeout(idle, ex.read_chunk()).await.unwrap_or_else(|_| {
+                Err(GatewayError::UpstreamTimeout {
+                    provider: p.name.clone(),
+                })
+            }),
+        };
+        let end = match next {
             Ok(Some(chunk)) => {
                 proc.push(&chunk, &mut out);
                 proc.is_finished()

@@ -22,7 +22,7 @@ use http::{HeaderName, HeaderValue};
 use pingora_http::RequestHeader;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use switchyard_filters::ir::WireDialect;
 
@@ -282,6 +282,14 @@ impl RetryPolicy {
     }
 }
 
+/// Milliseconds on a process-wide monotonic clock (never 0), for key
+/// cooldowns.
+fn key_clock() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let e = EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(e.elapsed().as_millis()).unwrap_or(u64::MAX / 4) + 1
+}
+
 /// A configured provider instance.
 #[derive(Debug)]
 pub struct Provider {
@@ -314,6 +322,18 @@ pub struct Provider {
     pub discover_models: bool,
     /// Retries of a failed call to this provider.
     pub retry: RetryPolicy,
+    /// Its circuit breakers' policy (`None`: no breaker).
+    pub breaker: Option<crate::resilience::breaker::BreakerPolicy>,
+    /// How long the response head (and, for a stream, its first bytes) may
+    /// take before the attempt fails over.
+    pub first_byte_timeout: Option<Duration>,
+    /// How long a stream may go without a byte before it ends with an error
+    /// event (defaults to the read timeout).
+    pub stream_idle_timeout: Option<Duration>,
+    /// How long a key answering 429 without `Retry-After` is set aside.
+    pub key_cooldown: Duration,
+    /// Per key: set aside until this time (ms since `KEY_EPOCH`; 0 = ready).
+    key_until: Box<[AtomicU64]>,
 }
 
 /// The settings of an instance, as the config resolved them.
@@ -341,6 +361,14 @@ pub struct ProviderSettings {
     pub discover_models: bool,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Circuit-breaker policy.
+    pub breaker: Option<crate::resilience::breaker::BreakerPolicy>,
+    /// Time-to-first-byte timeout.
+    pub first_byte_timeout: Option<Duration>,
+    /// Stream idle timeout.
+    pub stream_idle_timeout: Option<Duration>,
+    /// Cooldown of a rate-limited key.
+    pub key_cooldown: Duration,
 }
 
 impl Provider {
@@ -362,7 +390,7 @@ impl Provider {
         .filter_map(|(k, v)| parse(k, v))
         .collect();
         fixed_headers.shrink_to_fit();
-        let auth_headers = s
+        let auth_headers: Vec<(HeaderName, HeaderValue)> = s
             .keys
             .iter()
             .filter_map(|k| {
@@ -372,7 +400,9 @@ impl Provider {
                 Some((name, value))
             })
             .collect();
+        let key_until = auth_headers.iter().map(|_| AtomicU64::new(0)).collect();
         Provider {
+            key_until,
             name: s.name,
             family: s.family,
             base: s.base,
@@ -387,7 +417,56 @@ impl Provider {
             read_timeout: s.read_timeout,
             discover_models: s.discover_models,
             retry: s.retry,
+            breaker: s.breaker,
+            first_byte_timeout: s.first_byte_timeout,
+            stream_idle_timeout: s.stream_idle_timeout,
+            key_cooldown: s.key_cooldown,
         }
+    }
+
+    /// The key for the next call: the next in rotation that is not set
+    /// aside; when all are, the one free soonest.
+    pub fn pick_key(&self) -> usize {
+        let n = self.auth_headers.len();
+        if n == 0 {
+            return 0;
+        }
+        let start = self.next_key.fetch_add(1, Ordering::Relaxed) % n;
+        if n == 1 {
+            return 0;
+        }
+        let now = key_clock();
+        let until = |i: usize| self.key_until.get(i).map_or(0, |u| u.load(Ordering::Relaxed));
+        (0..n)
+            .map(|k| (start + k) % n)
+            .min_by_key(|&i| (until(i).saturating_sub(now), (i + n - start) % n))
+            .unwrap_or(start)
+    }
+
+    /// Sets key `i` aside for `for_` (a 429), so rotation continues with
+    /// the others. Returns whether another key is free now.
+    pub fn cool_key(&self, i: usize, for_: Option<Duration>) -> bool {
+        let now = key_clock();
+        let wait = for_.unwrap_or(self.key_cooldown);
+        if let Some(u) = self.key_until.get(i) {
+            u.store(
+                now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX / 4),
+                Ordering::Relaxed,
+            );
+        }
+        self.key_until
+            .iter()
+            .enumerate()
+            .any(|(j, u)| j != i && u.load(Ordering::Relaxed) <= now)
+    }
+
+    /// Keys set aside now (the admin API shows the count).
+    pub fn keys_cooling(&self) -> usize {
+        let now = key_clock();
+        self.key_until
+            .iter()
+            .filter(|u| u.load(Ordering::Relaxed) > now)
+            .count()
     }
 
     /// The wire dialect of its chat endpoint.
@@ -424,9 +503,11 @@ pub struct HeadError(pub String);
 /// The upstream request head: the provider's credential injected (the
 /// caller's never), the family's headers, the configured extra headers.
 /// Built from headers parsed once per provider, written lowercase (header
-/// names are case-insensitive).
+/// names are case-insensitive). `key` is the index of the credential to
+/// send (`Provider::pick_key`), so the caller knows which one a 429 was for.
 pub fn request_head(
     p: &Provider,
+    key: usize,
     method: http::Method,
     path: &str,
     body_len: usize,
@@ -450,11 +531,8 @@ pub fn request_head(
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
     }
-    if !p.auth_headers.is_empty() {
-        let i = p.next_key.fetch_add(1, Ordering::Relaxed) % p.auth_headers.len();
-        if let Some((k, v)) = p.auth_headers.get(i) {
-            h.insert(k.clone(), v.clone());
-        }
+    if let Some((k, v)) = p.auth_headers.get(key) {
+        h.insert(k.clone(), v.clone());
     }
     let mut extra = Vec::new();
     p.family.adapter.headers(caller, &mut extra);
@@ -524,6 +602,10 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             discover_models: true,
             retry: RetryPolicy::default(),
+            breaker: None,
+            first_byte_timeout: None,
+            stream_idle_timeout: None,
+            key_cooldown: Duration::from_secs(60),
         })
     }
 
@@ -581,7 +663,7 @@ mod tests {
             anthropic_version: Some("2026-01-01".into()),
             anthropic_beta: vec!["a".into(), "b".into()],
         };
-        let h = request_head(&an, http::Method::POST, "/v1/messages", 10, true, &caller).expect("head");
+        let h = request_head(&an, 0, http::Method::POST, "/v1/messages", 10, true, &caller).expect("head");
         let get = |k: &str| h.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
         assert_eq!(get("x-api-key").as_deref(), Some("sk-test"));
         assert_eq!(get("anthropic-version").as_deref(), Some("2026-01-01"));
@@ -589,7 +671,7 @@ mod tests {
         assert_eq!(get("x-extra").as_deref(), Some("1"));
         assert_eq!(get("content-length").as_deref(), Some("10"));
         let oa = provider(&openai::FAMILIES[0], "https://api.openai.com/v1");
-        let h = request_head(&oa, http::Method::GET, "/v1/models", 0, false, &caller).expect("head");
+        let h = request_head(&oa, 0, http::Method::GET, "/v1/models", 0, false, &caller).expect("head");
         assert!(h.headers.get("content-length").is_none());
         assert_eq!(
             h.headers.get("host").and_then(|v| v.to_str().ok()),

@@ -17,13 +17,16 @@ use super::{
     corrupt, read_entry_start, read_header, read_pairs, write_entry_start, write_header, BlockHeader, IdRef, Reader,
     StrRef, Writer, MAX_INTERNED_LEN,
 };
-use crate::record::AuditEntry;
+use crate::record::{AttemptRecord, AuditEntry};
 use crate::store::StoreError;
 use std::collections::HashMap;
 
 const A_BODIES: u8 = 1;
 const A_ERROR: u8 = 2;
 const A_TRUNCATED: u8 = 4;
+/// The entry lists its upstream attempts (entries written before attempts
+/// were kept have none).
+const A_ATTEMPTS: u8 = 8;
 
 /// The block's string table while encoding. Every inline string takes an
 /// index (the decoder cannot tell which would be looked up); only strings up
@@ -80,7 +83,8 @@ fn encode(entries: &[(&AuditEntry, bool)]) -> Vec<u8> {
     for &(a, bodies) in entries {
         let flags = (if bodies { A_BODIES } else { 0 })
             | (if a.error.is_some() { A_ERROR } else { 0 })
-            | (if a.bodies_truncated { A_TRUNCATED } else { 0 });
+            | (if a.bodies_truncated { A_TRUNCATED } else { 0 })
+            | (if a.attempts.is_empty() { 0 } else { A_ATTEMPTS });
         write_entry_start(&mut w, &mut prev, a.ts_ms, &a.request_id, flags);
         for s in [&a.method, &a.path, &a.client, &a.route] {
             t.put(&mut w, s);
@@ -98,6 +102,16 @@ fn encode(entries: &[(&AuditEntry, bool)]) -> Vec<u8> {
         for (k, v) in &a.request_headers {
             t.put(&mut w, k);
             t.put(&mut w, v);
+        }
+        if !a.attempts.is_empty() {
+            w.varint(a.attempts.len() as u64);
+            for at in &a.attempts {
+                t.put(&mut w, &at.provider);
+                t.put(&mut w, &at.model);
+                w.varint(at.status.map_or(0, |s| u64::from(s) + 1));
+                t.put(&mut w, at.error.as_deref().unwrap_or(""));
+                w.varint(u64::from(at.duration_ms));
+            }
         }
     }
     w.buf
@@ -139,6 +153,23 @@ pub struct AuditView<'a> {
     pub request_headers: Vec<(&'a str, &'a str)>,
     /// See [`AuditEntry`].
     pub bodies_truncated: bool,
+    /// See [`AuditEntry`].
+    pub attempts: Vec<AttemptView<'a>>,
+}
+
+/// One attempt, borrowing the block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptView<'a> {
+    /// See [`AttemptRecord`].
+    pub provider: &'a str,
+    /// See [`AttemptRecord`].
+    pub model: &'a str,
+    /// See [`AttemptRecord`].
+    pub status: Option<u16>,
+    /// See [`AttemptRecord`] (empty: none).
+    pub error: &'a str,
+    /// See [`AttemptRecord`].
+    pub duration_ms: u32,
 }
 
 impl AuditView<'_> {
@@ -163,6 +194,17 @@ impl AuditView<'_> {
             request_body: None,
             response_body: None,
             bodies_truncated: self.bodies_truncated,
+            attempts: self
+                .attempts
+                .iter()
+                .map(|a| AttemptRecord {
+                    provider: s(a.provider),
+                    model: s(a.model),
+                    status: a.status,
+                    error: (!a.error.is_empty()).then(|| s(a.error)),
+                    duration_ms: a.duration_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -242,6 +284,22 @@ impl<'a> Entries<'a> {
         let user_path = s(r)?;
         let key_id = s(r)?;
         let request_headers = read_pairs(r, &mut s)?;
+        let mut attempts = Vec::new();
+        if flags & A_ATTEMPTS != 0 {
+            let n = r.varint()?;
+            if n > 1024 {
+                return Err(corrupt("attempt count"));
+            }
+            for _ in 0..n {
+                attempts.push(AttemptView {
+                    provider: s(r)?,
+                    model: s(r)?,
+                    status: opt(r.varint()?, "attempt status")?,
+                    error: s(r)?,
+                    duration_ms: r.varint_u32()?,
+                });
+            }
+        }
         Ok(Some(AuditView {
             ts_ms: self.ts,
             request_id,
@@ -259,6 +317,7 @@ impl<'a> Entries<'a> {
             key_id,
             request_headers,
             bodies_truncated: flags & A_TRUNCATED != 0,
+            attempts,
         }))
     }
 }

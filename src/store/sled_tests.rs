@@ -325,6 +325,7 @@ pub(super) fn audit(id: &str, ts: u64, status: u16) -> AuditEntry {
         request_body: Some("{\"model\":\"gpt-4o\"}".into()),
         response_body: Some("{}".into()),
         bodies_truncated: false,
+        attempts: Vec::new(),
     }
 }
 

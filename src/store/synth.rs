@@ -159,5 +159,13 @@ pub fn audit_for(r: &UsageRecord, bodies: bool) -> AuditEntry {
         }),
         response_body: bodies.then(|| format!("{{\"id\":\"chatcmpl-{}\",\"choices\":[]}}", r.request_id)),
         bodies_truncated: false,
+        // One call per request, as most are.
+        attempts: vec![crate::record::AttemptRecord {
+            provider: r.provider.clone(),
+            model: r.upstream_model.clone(),
+            status: Some(r.status),
+            error: None,
+            duration_ms: r.ttft_ms.unwrap_or(r.duration_ms),
+        }],
     }
 }

@@ -30,8 +30,8 @@
 
 use arc_swap::ArcSwap;
 use prometheus::{
-    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -119,6 +119,8 @@ pub struct Metrics {
     store_failures: IntCounter,
     store_up: IntGauge,
     store_sync: Mutex<StoreSync>,
+    circuit_state: IntGaugeVec,
+    circuit_source: Mutex<Option<CircuitSource>>,
     dropped_sync: Mutex<DroppedSync>,
     known_models: ArcSwap<HashSet<String>>,
     known_providers: ArcSwap<HashSet<String>>,
@@ -276,6 +278,9 @@ type DroppedSource = Box<dyn Fn() -> u64 + Send + Sync>;
 /// Reads the store's health: (failed writes since start, whether it works).
 type StoreSource = Box<dyn Fn() -> (u64, bool) + Send + Sync>;
 
+/// Reads the circuits to export: (provider, model or "", state 0/1/2).
+type CircuitSource = Box<dyn Fn() -> Vec<(String, String, i64)> + Send + Sync>;
+
 /// Where `switchyard_store_write_failures_total` and `switchyard_store_up`
 /// get their values.
 #[derive(Default)]
@@ -375,6 +380,17 @@ impl Metrics {
             "Failed upstream exchanges, by provider and failure kind.",
             &["provider", "kind"],
         );
+        let circuit_state = reg(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_circuit_state",
+                    "Circuit breakers: 0 closed, 1 half-open, 2 open; model=\"\" is the provider instance's own.",
+                ),
+                &["provider", "model"],
+            )
+            .expect("static metric definition is valid"),
+        );
         let reloads = counter_vec(
             "switchyard_config_reloads_total",
             "Configuration reload attempts, by result.",
@@ -436,6 +452,8 @@ impl Metrics {
             store_failures,
             store_up,
             store_sync: Mutex::new(StoreSync::default()),
+            circuit_state,
+            circuit_source: Mutex::new(None),
             dropped_sync: Mutex::new(DroppedSync {
                 source: None,
                 synced: 0,
@@ -537,6 +555,7 @@ impl Metrics {
     pub fn render(&self) -> (String, Vec<u8>) {
         self.sync_dropped();
         self.sync_store();
+        self.sync_circuits();
         let encoder = TextEncoder::new();
         let families = self.registry.gather();
         let mut body = Vec::with_capacity(16 * 1024);
@@ -546,6 +565,21 @@ impl Metrics {
             log::error!("metrics: encoding the exposition failed: {e}");
         }
         (encoder.format_type().to_string(), body)
+    }
+
+    /// Where `switchyard_circuit_state` comes from (read at each scrape).
+    pub fn set_circuit_source(&self, source: impl Fn() -> Vec<(String, String, i64)> + Send + Sync + 'static) {
+        *self.circuit_source.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(source));
+    }
+
+    fn sync_circuits(&self) {
+        let source = self.circuit_source.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(read) = source.as_ref() else { return };
+        // Circuits are only added, so a reset then set leaves no stale series.
+        self.circuit_state.reset();
+        for (provider, model, state) in read() {
+            self.circuit_state.with_label_values(&[&provider, &model]).set(state);
+        }
     }
 
     /// Where the store metrics come from (the recorder's view of the store).

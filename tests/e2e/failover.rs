@@ -284,3 +284,56 @@ async fn a_prompt_too_long_skips_to_a_fallback_with_a_larger_window() {
     assert_eq!(header(&r, "x-switchyard-attempts"), Some("2"));
     assert_eq!(openai.requests().len(), 1, "the 128k fallback was skipped");
 }
+
+/// The official Python SDKs' stream helpers (and plain calls) accept an
+/// answer a fallback gave in the other dialect (tests/python/test_failover_sdk.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdks_accept_answers_served_by_a_fallback_in_the_other_dialect() {
+    use crate::support::mock_anthropic::anthropic;
+    const KEY: &str = "sk-switchyard-failover-sdk";
+    let (openai, ant) = (MockUpstream::openai().await, anthropic().await);
+    let (openai_down, ant_down) = (failing(503).await, failing(529).await);
+    let env = [
+        ("SWITCHYARD_MASTER_KEY", KEY.to_string()),
+        ("OPENAI_API_KEY", "sk-openai-provider".to_string()),
+        ("OPENAI_BASE_URL", format!("{}/v1", openai.base_url())),
+        ("OPENAI_DOWN_API_KEY", "sk-openai-down".to_string()),
+        ("OPENAI_DOWN_BASE_URL", format!("{}/v1", openai_down.base_url())),
+        ("ANTHROPIC_API_KEY", "sk-ant-test".to_string()),
+        ("ANTHROPIC_BASE_URL", ant.base_url()),
+        ("ANTHROPIC_DOWN_API_KEY", "sk-ant-down".to_string()),
+        ("ANTHROPIC_DOWN_BASE_URL", ant_down.base_url()),
+    ];
+    let yaml = "fallbacks:\n  openai-down/gpt-4o: [anthropic/claude-sonnet-4-5]\n  anthropic-down/claude-sonnet-4-5: [openai/gpt-4o-mini]\n";
+    let gw = Gateway::start_with(&env, Some(yaml)).await;
+    crate::support::pytest::run(
+        &gw,
+        &["tests/python/test_failover_sdk.py"],
+        &[
+            ("SWITCHYARD_BASE_URL", gw.base_url.clone()),
+            ("SWITCHYARD_API_KEY", KEY.to_string()),
+            ("SWITCHYARD_FAILOVER_OPENAI_MODEL", "openai-down/gpt-4o".to_string()),
+            (
+                "SWITCHYARD_FAILOVER_ANTHROPIC_MODEL",
+                "anthropic-down/claude-sonnet-4-5".to_string(),
+            ),
+        ],
+    )
+    .await;
+    // Every SDK call tried the failing provider first, then the fallback
+    // (model discovery's GETs aside).
+    let posts = |m: &MockUpstream| -> Vec<Value> {
+        m.requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.json()["model"].clone())
+            .collect()
+    };
+    assert_eq!(posts(&openai_down), [json!("gpt-4o"), json!("gpt-4o")]);
+    assert_eq!(
+        posts(&ant_down),
+        [json!("claude-sonnet-4-5"), json!("claude-sonnet-4-5")]
+    );
+    assert_eq!(posts(&ant).len(), 2);
+    assert_eq!(posts(&openai), [json!("gpt-4o-mini"), json!("gpt-4o-mini")]);
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real gateway binary on port 0 in front of mock
 //! providers on port 0 that speak the providers' real wire formats.
 
+mod balance;
 mod core;
 mod durability;
 mod edges;

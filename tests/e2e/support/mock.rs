@@ -142,6 +142,8 @@ pub enum MockResponse {
     Stall,
     /// Read the request and close the connection without sending a single byte.
     Close,
+    /// Wait, then answer (a provider slow to send its response head).
+    Delayed(Duration, Box<MockResponse>),
 }
 
 impl MockResponse {
@@ -625,6 +627,10 @@ async fn write_response(conn: &mut Conn, resp: MockResponse, keep_alive: bool, i
             Ok(false)
         }
         MockResponse::Close => Ok(false),
+        MockResponse::Delayed(wait, then) => {
+            tokio::time::sleep(wait).await;
+            Box::pin(write_response(conn, *then, keep_alive, is_head)).await
+        }
     }
 }
 
