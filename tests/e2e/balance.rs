@@ -450,3 +450,65 @@ async fn a_slow_first_byte_fails_over_and_a_silent_stream_ends_with_an_error_eve
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_eq!(stall.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn a_reload_changes_the_set_and_keeps_what_the_breakers_learnt() {
+    let a = MockUpstream::start(Arc::new(|_r: &RecordedRequest| {
+        MockResponse::openai_error(500, "boom", "server_error", None, None)
+    }))
+    .await;
+    let b = MockUpstream::openai().await;
+    let cb = "    circuit_breaker: {failures: 1, cooldown_seconds: 60}\n";
+    let vm = |to: &str| format!("virtual_models:\n  v:\n    targets: [{{target: {to}}}]\n");
+    let gw = two(&a, &b, cb, &vm("a/m")).await;
+    let c = reqwest::Client::new();
+    assert_eq!(chat(&c, &gw, "v", &[]).await.status(), 500);
+    assert_eq!(chat(&c, &gw, "v", &[]).await.status(), 503, "open after one failure");
+    // Point `v` at `b`: the next request goes there.
+    let text = std::fs::read_to_string(gw.data_dir.join("switchyard.yaml")).expect("read config");
+    let text = text.replace(&vm("a/m"), &vm("b/m"));
+    std::fs::write(gw.data_dir.join("switchyard.yaml"), text).expect("write config");
+    let r = c
+        .post(format!("{}/admin/runtime/refresh", gw.base_url))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = chat(&c, &gw, "v", &[]).await;
+    assert_eq!((r.status().as_u16(), served_by(&r).as_str()), (200, "b"));
+    // `a/m`'s circuit, learnt before the reload, is still open.
+    let r = chat(&c, &gw, "a/m", &[]).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(a.requests().iter().filter(|r| r.method == "POST").count(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_its_first_byte_is_not_retried_or_failed_over() {
+    let first = crate::support::mock::sse_data(&crate::support::mock::openai_chat_chunk(
+        "m",
+        json!({"role": "assistant", "content": "partial"}),
+        None,
+    ));
+    let a = MockUpstream::start(Arc::new(move |_r: &RecordedRequest| MockResponse::Stream {
+        status: 200,
+        headers: vec![],
+        steps: vec![Step::Send(first.clone()), Step::Abort],
+    }))
+    .await;
+    let b = MockUpstream::openai().await;
+    let retry = "    retry: {attempts: 3, backoff_ms: 1}\n";
+    let gw = two(&a, &b, retry, "fallbacks:\n  a/m: [b/m]\n").await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.base_url))
+        .json(&json!({"model": "a/m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!((r.status().as_u16(), attempts(&r)), (200, Some("1")));
+    let text = r.text().await.expect("text");
+    assert!(text.contains("\"partial\""), "{text}");
+    assert_eq!(text.matches("\"error\"").count(), 1, "one error event: {text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!(a.requests().len(), 1, "no second attempt");
+    assert!(b.requests().iter().all(|r| r.method != "POST"), "no fallback");
+}
