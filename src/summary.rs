@@ -275,12 +275,13 @@ impl RequestSummary {
                 .as_ref()
                 .map(|c| String::from_utf8_lossy(&c.request).into_owned()),
             response_body: capture.map(|c| String::from_utf8_lossy(&c.response).into_owned()),
-            attempts: self
-                .attempts
-                .iter()
+            // The last use of the attempts (the status above read them):
+            // their strings move instead of being copied.
+            attempts: std::mem::take(&mut self.attempts)
+                .into_iter()
                 .map(|a| crate::record::AttemptRecord {
-                    provider: a.provider.clone(),
-                    model: a.upstream_model.clone(),
+                    provider: a.provider,
+                    model: a.upstream_model,
                     status: a.status,
                     error: a.error.map(str::to_string),
                     duration_ms: millis(a.duration),

@@ -10,7 +10,7 @@ use super::Failure;
 use crate::error::GatewayError;
 use crate::policy::Answer;
 use crate::providers::{request_head, CallerHeaders, Operation, Provider};
-use crate::resilience::{Busy, Outcome};
+use crate::resilience::{Busy, Circuits, Outcome};
 use crate::state::Gateway;
 use crate::summary::{Attempt, RequestSummary, Served};
 use crate::upstream::Exchange;
@@ -151,7 +151,19 @@ pub async fn run(
         let failure = loop {
             let started = Instant::now();
             let key = provider.pick_key();
-            let f = match send(g, &provider, &out, key, started, stats.is_some()).await {
+            let head = || out.head(&provider, key);
+            let sent = match provider.first_byte_timeout {
+                None => g.upstream.send(&provider, &head, out.body.clone()).await,
+                // Boxed: a timer beside the connector's future would grow
+                // every request's state, configured or not.
+                Some(limit) => Box::pin(tokio::time::timeout(
+                    limit,
+                    g.upstream.send(&provider, &head, out.body.clone()),
+                ))
+                .await
+                .unwrap_or_else(|_| Err(timeout(&provider))),
+            };
+            let f = match accept(g, &provider, &out, sent, started, stats.is_some()).await {
                 Ok(exchange) => {
                     if let Some(st) = &stats {
                         st.observe(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -227,37 +239,26 @@ pub async fn run(
     Err(f)
 }
 
-/// One call to `p` with key `key`: a 2xx exchange, or why not and the
-/// status, if one came. A stream's first bytes are read here too when
+/// What became of one call: a 2xx exchange, or why not and the status, if
+/// one came. A stream's first bytes are read here too when
 /// `first_byte_timeout` covers them or the target is `balanced` (its
 /// latency is the time to those bytes, not to a head sent at once).
-async fn send(
+/// (The send itself is awaited in the loop: the connector's future is
+/// kilobytes, and each async layer around it would copy it once more.)
+async fn accept(
     g: &Gateway,
     p: &Provider,
     out: &Outbound,
-    key: usize,
+    sent: Result<Exchange, GatewayError>,
     started: Instant,
     balanced: bool,
 ) -> Result<Exchange, (Failure, Option<u16>)> {
-    let head = || out.head(p, key);
-    let timed_out = || {
-        let e = GatewayError::UpstreamTimeout {
-            provider: p.name.clone(),
-        };
-        (Failure::from(e), None)
-    };
-    let sent = match p.first_byte_timeout {
-        None => g.upstream.send(p, &head, out.body.clone()).await,
-        Some(limit) => match tokio::time::timeout(limit, g.upstream.send(p, &head, out.body.clone())).await {
-            Ok(sent) => sent,
-            Err(_) => return Err(timed_out()),
-        },
-    };
     let mut exchange = match sent {
         Ok(ex) if ex.status() < 300 => ex,
         Ok(ex) => {
             let status = ex.status();
-            return Err((upstream_failure(g, p, ex).await, Some(status)));
+            // Boxed: the error path's state stays out of every call's.
+            return Err((Box::pin(upstream_failure(g, p, ex)).await, Some(status)));
         }
         Err(e) => return Err((Failure::from(e), None)),
     };
@@ -267,7 +268,7 @@ async fn send(
             None => first.await,
             Some(limit) => match tokio::time::timeout(limit.saturating_sub(started.elapsed()), first).await {
                 Ok(read) => read,
-                Err(_) => return Err(timed_out()),
+                Err(_) => return Err((Failure::from(timeout(p)), None)),
             },
         };
         if let Err(e) = read {
@@ -277,19 +278,30 @@ async fn send(
     Ok(exchange)
 }
 
+fn timeout(p: &Provider) -> GatewayError {
+    GatewayError::UpstreamTimeout {
+        provider: p.name.clone(),
+    }
+}
+
 /// Whether the target's circuits let a call through (`Err`: ms until a
 /// probe may go). Free for a provider without `circuit_breaker:`.
 fn admit(g: &Gateway, t: &Target) -> Result<(), u64> {
     match &t.provider.breaker {
         None => Ok(()),
-        Some(policy) => g.resilience.admit(policy, &t.provider.name, &t.upstream_model),
+        Some(policy) => circuits(g, &t.provider).admit(policy, &t.upstream_model, g.resilience.now_ms()),
     }
 }
 
 fn record_outcome(g: &Gateway, t: &Target, o: Outcome) {
     if let Some(policy) = &t.provider.breaker {
-        g.resilience.record(policy, &t.provider.name, &t.upstream_model, o);
+        circuits(g, &t.provider).record(policy, &t.upstream_model, g.resilience.now_ms(), o);
     }
+}
+
+/// The provider's breakers (looked up by name once per instance).
+fn circuits<'p>(g: &Gateway, p: &'p Provider) -> &'p Circuits {
+    p.circuits.get_or_init(|| g.resilience.circuits_of(&p.name))
 }
 
 /// What a failure says about its target, for the breakers.

@@ -140,9 +140,16 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     match endpoint {
         Endpoint::Health | Endpoint::Ready | Endpoint::Metrics => {
             http::drain_body(session, snap.max_body_bytes).await;
-            return local::probe(g, session, s, endpoint).await;
+            return Box::pin(local::probe(g, session, s, endpoint)).await;
         }
-        Endpoint::Admin => return crate::admin::serve::serve(g, session, s).await.map_err(Failure::from),
+        // Boxed, like every branch off the proxy path: an async call's
+        // state is part of this future, which is copied whole into a box
+        // for every request (the admin API's alone was kilobytes).
+        Endpoint::Admin => {
+            return Box::pin(crate::admin::serve::serve(g, session, s))
+                .await
+                .map_err(Failure::from)
+        }
         Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {}
     }
 
@@ -156,7 +163,7 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     };
     s.principal = Some(principal);
     if endpoint == Endpoint::Models {
-        local::models(g, session, s).await;
+        Box::pin(local::models(g, session, s)).await;
         return Ok(());
     }
     attribute(session, s)?;

@@ -62,7 +62,19 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
                 scrubber: Some(g.live.snapshot().scrubber.clone()),
                 ..StreamSpec::new(upstream, caller, provider.name.clone(), options(include_usage))
             };
-            relay(g, session, s, &provider, ex, StreamProcessor::new(spec), &headers).await;
+            // Boxed: the relay's state (the stream processor, the timer)
+            // would otherwise be part of every request's future, which is
+            // copied whole when it is boxed, streamed or not.
+            Box::pin(relay(
+                g,
+                session,
+                s,
+                &provider,
+                ex,
+                StreamProcessor::new(spec),
+                &headers,
+            ))
+            .await;
             return Ok(());
         }
         let raw = read_whole(g, ex).await?;
@@ -162,15 +174,22 @@ async fn relay(
     }
     let mut out = Vec::with_capacity(8192);
     let mut clean_end = false;
+    // One timer per stream, re-armed per chunk, boxed so a stream without
+    // `stream_idle_timeout` carries no timer in its state.
+    let mut idle = p.stream_idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d))));
     loop {
         out.clear();
-        let next = match p.stream_idle_timeout {
+        let next = match &mut idle {
             None => ex.read_chunk().await,
-            Some(idle) => tokio::time::timeout(idle, ex.read_chunk()).await.unwrap_or_else(|_| {
-                Err(GatewayError::UpstreamTimeout {
-                    provider: p.name.clone(),
-                })
-            }),
+            Some((d, timer)) => {
+                timer.as_mut().reset(tokio::time::Instant::now() + *d);
+                tokio::select! {
+                    read = ex.read_chunk() => read,
+                    () = timer.as_mut() => Err(GatewayError::UpstreamTimeout {
+                        provider: p.name.clone(),
+                    }),
+                }
+            }
         };
         let end = match next {
             Ok(Some(chunk)) => {

@@ -332,8 +332,11 @@ pub struct Provider {
     pub stream_idle_timeout: Option<Duration>,
     /// How long a key answering 429 without `Retry-After` is set aside.
     pub key_cooldown: Duration,
-    /// Per key: set aside until this time (ms since `KEY_EPOCH`; 0 = ready).
+    /// Per key: set aside until this time (`key_clock` ms; 0 = ready).
     key_until: Box<[AtomicU64]>,
+    /// Its breakers' state, taken from the gateway's registry by instance
+    /// name on first use (so a reload's new instance keeps it).
+    pub circuits: std::sync::OnceLock<std::sync::Arc<crate::resilience::Circuits>>,
 }
 
 /// The settings of an instance, as the config resolved them.
@@ -403,6 +406,7 @@ impl Provider {
         let key_until = auth_headers.iter().map(|_| AtomicU64::new(0)).collect();
         Provider {
             key_until,
+            circuits: std::sync::OnceLock::new(),
             name: s.name,
             family: s.family,
             base: s.base,

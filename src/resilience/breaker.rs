@@ -8,6 +8,7 @@
 //! HalfOpen --(probe succeeds)--> Closed      HalfOpen --(probe fails)--> Open
 //! ```
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -86,118 +87,142 @@ pub enum Admission {
 /// Buckets of the error-rate window.
 const BUCKETS: usize = 10;
 
-#[derive(Debug, Default, Clone, Copy)]
+/// One slice of the window. Counts are reset by whoever first sees a new
+/// slice; a count racing that reset may be lost, which a breaker can afford.
+#[derive(Debug, Default)]
 struct Bucket {
     /// Which slice of time it counts (`now / bucket_ms`).
-    epoch: u64,
-    calls: u32,
-    failures: u32,
+    epoch: AtomicU64,
+    calls: AtomicU32,
+    failures: AtomicU32,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    /// Open until this time (ms); 0 = not open.
-    open_until: u64,
-    /// When the probe in flight was admitted (0 = none).
-    probe_since: u64,
-    consecutive: u32,
-    buckets: [Bucket; BUCKETS],
-    /// Times it opened (the admin API shows it).
-    opened: u64,
-}
-
-/// One breaker (a provider instance, or one of its models).
+/// One breaker (a provider instance, or one of its models). A closed
+/// breaker is read with plain loads and counted with one atomic add per
+/// call, so healthy traffic never takes a lock; opening, probing and
+/// closing are serialised by `transition`.
 #[derive(Debug, Default)]
 pub struct Breaker {
-    inner: Mutex<Inner>,
+    /// Open until this time (ms); 0 = closed.
+    open_until: AtomicU64,
+    /// When the probe in flight was admitted (0 = none).
+    probe_since: AtomicU64,
+    consecutive: AtomicU32,
+    /// Times it opened (the admin API shows it).
+    opened: AtomicU64,
+    buckets: [Bucket; BUCKETS],
+    transition: Mutex<()>,
 }
 
 impl Breaker {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.transition.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether a call may go at `now_ms`.
     pub fn admit(&self, p: &BreakerPolicy, now_ms: u64) -> Admission {
-        let mut i = self.lock();
-        if i.open_until == 0 {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
             return Admission::Allowed;
         }
-        if now_ms < i.open_until {
+        if now_ms < until {
             return Admission::Refused {
-                retry_after_ms: i.open_until - now_ms,
+                retry_after_ms: until - now_ms,
             };
         }
-        // Half-open. A probe that never reported (its caller went away) is
-        // given up on after another cooldown.
-        let cooldown = millis(p.cooldown);
-        if i.probe_since != 0 && now_ms < i.probe_since.saturating_add(cooldown) {
+        // Half-open: one caller claims the probe. A probe that never
+        // reported (its caller went away) is given up on after a cooldown.
+        let since = self.probe_since.load(Ordering::Acquire);
+        if since != 0 && now_ms < since.saturating_add(millis(p.cooldown)) {
             return Admission::Refused { retry_after_ms: 1000 };
         }
-        i.probe_since = now_ms.max(1);
-        Admission::Probe
+        match self
+            .probe_since
+            .compare_exchange(since, now_ms.max(1), Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Admission::Probe,
+            Err(_) => Admission::Refused { retry_after_ms: 1000 },
+        }
     }
 
     /// Gives back a probe that was admitted but not used (another breaker
     /// on the same path refused the call).
     pub fn release_probe(&self) {
-        self.lock().probe_since = 0;
+        self.probe_since.store(0, Ordering::Release);
     }
 
     /// Records a call's outcome.
     pub fn record(&self, p: &BreakerPolicy, now_ms: u64, ok: bool) {
-        let mut i = self.lock();
-        if i.open_until != 0 && now_ms >= i.open_until && i.probe_since != 0 {
-            // The probe's answer (or any call admitted before it opened).
-            i.probe_since = 0;
-            if ok {
-                *i = Inner {
-                    opened: i.opened,
-                    ..Inner::default()
-                };
-            } else {
-                i.open_until = now_ms + millis(p.cooldown);
-                i.opened += 1;
-            }
-            return;
-        }
-        if i.open_until != 0 {
-            // A call admitted before the circuit opened: already counted.
+        if self.open_until.load(Ordering::Acquire) != 0 {
+            self.record_open(p, now_ms, ok);
             return;
         }
         let bucket_ms = (millis(p.window) / BUCKETS as u64).max(1);
         let epoch = now_ms / bucket_ms;
-        let b = &mut i.buckets[(epoch % BUCKETS as u64) as usize];
-        if b.epoch != epoch {
-            *b = Bucket {
-                epoch,
-                ..Bucket::default()
-            };
+        let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
+        if b.epoch.load(Ordering::Acquire) != epoch && b.epoch.swap(epoch, Ordering::AcqRel) != epoch {
+            b.calls.store(0, Ordering::Relaxed);
+            b.failures.store(0, Ordering::Relaxed);
         }
-        b.calls += 1;
+        b.calls.fetch_add(1, Ordering::Relaxed);
         if ok {
-            i.consecutive = 0;
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
             return;
         }
-        b.failures += 1;
-        i.consecutive += 1;
+        b.failures.fetch_add(1, Ordering::Relaxed);
+        let streak = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         let oldest = epoch.saturating_sub(BUCKETS as u64 - 1);
-        let (calls, failures) = i
+        let (calls, failures) = self
             .buckets
             .iter()
-            .filter(|b| b.epoch >= oldest && b.calls > 0)
-            .fold((0u32, 0u32), |(c, f), b| (c + b.calls, f + b.failures));
-        let rate_trips = calls >= p.min_requests.max(1) && f64::from(failures) >= p.error_rate * f64::from(calls);
-        if i.consecutive >= p.failures.max(1) || rate_trips {
-            i.open_until = now_ms + millis(p.cooldown);
-            i.opened += 1;
+            .filter(|b| (oldest..=epoch).contains(&b.epoch.load(Ordering::Acquire)))
+            .fold((0u64, 0u64), |(c, f), b| {
+                (
+                    c + u64::from(b.calls.load(Ordering::Relaxed)),
+                    f + u64::from(b.failures.load(Ordering::Relaxed)),
+                )
+            });
+        let rate_trips = calls >= u64::from(p.min_requests.max(1)) && failures as f64 >= p.error_rate * calls as f64;
+        if streak >= p.failures.max(1) || rate_trips {
+            let _t = self.lock();
+            if self.open_until.load(Ordering::Acquire) == 0 {
+                self.open(p, now_ms);
+            }
         }
+    }
+
+    /// An outcome while open: only the probe's (after the cooldown) counts;
+    /// a call admitted before the circuit opened was already counted.
+    fn record_open(&self, p: &BreakerPolicy, now_ms: u64, ok: bool) {
+        let _t = self.lock();
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 || now_ms < until || self.probe_since.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        self.probe_since.store(0, Ordering::Release);
+        if ok {
+            self.consecutive.store(0, Ordering::Relaxed);
+            for b in &self.buckets {
+                b.calls.store(0, Ordering::Relaxed);
+                b.failures.store(0, Ordering::Relaxed);
+            }
+            self.open_until.store(0, Ordering::Release);
+        } else {
+            self.open(p, now_ms);
+        }
+    }
+
+    fn open(&self, p: &BreakerPolicy, now_ms: u64) {
+        self.open_until
+            .store(now_ms.saturating_add(millis(p.cooldown)).max(1), Ordering::Release);
+        self.opened.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What it shows at `now_ms`.
     pub fn state(&self, now_ms: u64) -> CircuitState {
-        let i = self.lock();
-        match i.open_until {
+        match self.open_until.load(Ordering::Acquire) {
             0 => CircuitState::Closed,
             t if now_ms < t => CircuitState::Open,
             _ => CircuitState::HalfOpen,
@@ -206,7 +231,7 @@ impl Breaker {
 
     /// Times this breaker has opened.
     pub fn times_opened(&self) -> u64 {
-        self.lock().opened
+        self.opened.load(Ordering::Relaxed)
     }
 }
 

@@ -10,20 +10,80 @@
 pub mod balance;
 pub mod breaker;
 
+use arc_swap::ArcSwap;
 use breaker::{Admission, Breaker, BreakerPolicy, CircuitState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// Model breakers kept per provider; beyond it (callers can name any
 /// `provider/model`), only the provider's own breaker applies.
 const MAX_MODELS: usize = 1024;
 
-#[derive(Default)]
-struct ProviderCircuits {
-    own: Arc<Breaker>,
-    models: HashMap<String, Arc<Breaker>>,
+/// The breakers of one provider instance: its own and one per model.
+/// A `Provider` keeps an `Arc` of its instance's (fetched by name once), so
+/// a call reads them without a registry lookup, and a reload's new
+/// `Provider` finds the same state.
+#[derive(Debug, Default)]
+pub struct Circuits {
+    own: Breaker,
+    models: ArcSwap<HashMap<String, Arc<Breaker>>>,
+}
+
+impl Circuits {
+    /// Runs `f` on `model`'s breaker, adding it if there is room.
+    fn with_model<R>(&self, model: &str, f: impl FnOnce(Option<&Breaker>) -> R) -> R {
+        if let Some(b) = self.models.load().get(model) {
+            return f(Some(b));
+        }
+        let mut added = None;
+        self.models.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            if map.len() < MAX_MODELS || map.contains_key(model) {
+                added = Some(map.entry(model.to_string()).or_default().clone());
+            }
+            map
+        });
+        f(added.as_deref())
+    }
+
+    /// Whether a call to `model` may go at `now`: both breakers must admit
+    /// it. `Err` carries how long until the next probe, ms.
+    pub fn admit(&self, policy: &BreakerPolicy, model: &str, now: u64) -> Result<(), u64> {
+        let m = self.with_model(model, |b| b.map_or(Admission::Allowed, |b| b.admit(policy, now)));
+        if let Admission::Refused { retry_after_ms } = m {
+            return Err(retry_after_ms);
+        }
+        match self.own.admit(policy, now) {
+            Admission::Refused { retry_after_ms } => {
+                if m == Admission::Probe {
+                    self.with_model(model, |b| b.map(Breaker::release_probe));
+                }
+                Err(retry_after_ms)
+            }
+            Admission::Allowed | Admission::Probe => Ok(()),
+        }
+    }
+
+    /// Records the outcome of an admitted call. A model's failure (an
+    /// error status) counts against that model only; the instance's
+    /// breaker counts what says the instance itself is down (connect
+    /// errors, timeouts), so one broken model does not close off the rest.
+    pub fn record(&self, policy: &BreakerPolicy, model: &str, now: u64, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => self.own.record(policy, now, true),
+            Outcome::InstanceFailure => self.own.record(policy, now, false),
+            // Says nothing either way about the instance; a probe it
+            // admitted is given back.
+            Outcome::ModelFailure => self.own.release_probe(),
+        }
+        self.with_model(model, |b| {
+            if let Some(b) = b {
+                b.record(policy, now, outcome == Outcome::Ok);
+            }
+        });
+    }
 }
 
 /// Live numbers of one (provider, model) target.
@@ -102,7 +162,7 @@ pub struct CircuitView {
 
 /// The process-wide registry.
 pub struct Resilience {
-    circuits: RwLock<HashMap<String, ProviderCircuits>>,
+    circuits: Mutex<HashMap<String, Arc<Circuits>>>,
     stats: RwLock<HashMap<(String, String), Arc<TargetStats>>>,
     epoch: Instant,
 }
@@ -110,7 +170,7 @@ pub struct Resilience {
 impl Default for Resilience {
     fn default() -> Self {
         Resilience {
-            circuits: RwLock::default(),
+            circuits: Mutex::default(),
             stats: RwLock::default(),
             epoch: Instant::now(),
         }
@@ -123,74 +183,17 @@ impl Resilience {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 4) + 1
     }
 
-    fn breakers(&self, provider: &str, model: &str) -> (Arc<Breaker>, Option<Arc<Breaker>>) {
-        {
-            let map = self.circuits.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(pc) = map.get(provider) {
-                if let Some(m) = pc.models.get(model) {
-                    return (pc.own.clone(), Some(m.clone()));
-                }
-                if pc.models.len() >= MAX_MODELS {
-                    return (pc.own.clone(), None);
-                }
-            }
-        }
-        let mut map = self.circuits.write().unwrap_or_else(|p| p.into_inner());
-        let pc = map.entry(provider.to_string()).or_default();
-        if pc.models.len() >= MAX_MODELS && !pc.models.contains_key(model) {
-            return (pc.own.clone(), None);
-        }
-        let m = pc.models.entry(model.to_string()).or_default().clone();
-        (pc.own.clone(), Some(m))
-    }
-
-    /// Whether a call to (`provider`, `model`) may go: both its breakers
-    /// must admit it. `Err` carries how long until the next probe, ms.
-    pub fn admit(&self, policy: &BreakerPolicy, provider: &str, model: &str) -> Result<(), u64> {
-        let now = self.now_ms();
-        let (own, model_breaker) = self.breakers(provider, model);
-        let m = match &model_breaker {
-            Some(b) => b.admit(policy, now),
-            None => Admission::Allowed,
-        };
-        if let Admission::Refused { retry_after_ms } = m {
-            return Err(retry_after_ms);
-        }
-        match own.admit(policy, now) {
-            Admission::Refused { retry_after_ms } => {
-                if let (Admission::Probe, Some(b)) = (m, &model_breaker) {
-                    b.release_probe();
-                }
-                Err(retry_after_ms)
-            }
-            Admission::Allowed | Admission::Probe => Ok(()),
-        }
-    }
-
-    /// Records the outcome of an admitted call. A model's failure (an
-    /// error status) counts against that model only; the instance's
-    /// breaker counts what says the instance itself is down (connect
-    /// errors, timeouts), so one broken model does not close off the rest.
-    pub fn record(&self, policy: &BreakerPolicy, provider: &str, model: &str, outcome: Outcome) {
-        let now = self.now_ms();
-        let (own, model_breaker) = self.breakers(provider, model);
-        match outcome {
-            Outcome::Ok => own.record(policy, now, true),
-            Outcome::InstanceFailure => own.record(policy, now, false),
-            // Says nothing either way about the instance; a probe it
-            // admitted is given back.
-            Outcome::ModelFailure => own.release_probe(),
-        }
-        if let Some(b) = model_breaker {
-            b.record(policy, now, outcome == Outcome::Ok);
-        }
+    /// The circuits of provider instance `name` (created on first use).
+    pub fn circuits_of(&self, name: &str) -> Arc<Circuits> {
+        let mut map = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_string()).or_default().clone()
     }
 
     /// Every circuit seen, sorted by provider then model (the instance's own
     /// first).
     pub fn circuits(&self) -> Vec<CircuitView> {
         let now = self.now_ms();
-        let map = self.circuits.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for (name, pc) in map.iter() {
             out.push(CircuitView {
@@ -199,7 +202,7 @@ impl Resilience {
                 state: pc.own.state(now),
                 opened: pc.own.times_opened(),
             });
-            for (model, b) in &pc.models {
+            for (model, b) in pc.models.load().iter() {
                 out.push(CircuitView {
                     provider: name.clone(),
                     model: Some(model.clone()),
@@ -238,14 +241,17 @@ mod tests {
             failures: 2,
             ..BreakerPolicy::default()
         };
-        assert_eq!(r.admit(&p, "openai", "gpt-4o"), Ok(()));
-        r.record(&p, "openai", "gpt-4o", Outcome::ModelFailure);
-        r.record(&p, "openai", "gpt-4o", Outcome::ModelFailure);
-        assert!(r.admit(&p, "openai", "gpt-4o").is_err());
-        assert_eq!(r.admit(&p, "openai", "gpt-4o-mini"), Ok(()), "other models still go");
-        r.record(&p, "openai", "gpt-4o-mini", Outcome::InstanceFailure);
-        r.record(&p, "openai", "gpt-4o-mini", Outcome::InstanceFailure);
-        assert!(r.admit(&p, "openai", "o3").is_err(), "the instance is open");
+        let c = r.circuits_of("openai");
+        assert!(Arc::ptr_eq(&c, &r.circuits_of("openai")), "one state per instance name");
+        let now = r.now_ms();
+        assert_eq!(c.admit(&p, "gpt-4o", now), Ok(()));
+        c.record(&p, "gpt-4o", now, Outcome::ModelFailure);
+        c.record(&p, "gpt-4o", now, Outcome::ModelFailure);
+        assert!(c.admit(&p, "gpt-4o", now).is_err());
+        assert_eq!(c.admit(&p, "gpt-4o-mini", now), Ok(()), "other models still go");
+        c.record(&p, "gpt-4o-mini", now, Outcome::InstanceFailure);
+        c.record(&p, "gpt-4o-mini", now, Outcome::InstanceFailure);
+        assert!(c.admit(&p, "o3", now).is_err(), "the instance is open");
         let c = r.circuits();
         assert_eq!(c[0].model, None);
         assert_eq!(c[0].state, CircuitState::Open);

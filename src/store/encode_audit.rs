@@ -27,6 +27,17 @@ const A_TRUNCATED: u8 = 4;
 /// The entry lists its upstream attempts (entries written before attempts
 /// were kept have none).
 const A_ATTEMPTS: u8 = 8;
+/// The entry's one attempt is its route answering its upstream status
+/// without an error (most requests): only its duration is stored.
+const A_ROUTE_ATTEMPT: u8 = 16;
+
+/// Whether `a`'s attempts are just its route answering once.
+fn route_attempt(a: &AuditEntry) -> Option<u32> {
+    let [at] = a.attempts.as_slice() else { return None };
+    let (p, m) = a.route.split_once('/')?;
+    (at.error.is_none() && at.status == a.upstream_status && at.provider == p && at.model == m)
+        .then_some(at.duration_ms)
+}
 
 /// The block's string table while encoding. Every inline string takes an
 /// index (the decoder cannot tell which would be looked up); only strings up
@@ -81,10 +92,15 @@ fn encode(entries: &[(&AuditEntry, bool)]) -> Vec<u8> {
     let mut t = Table::default();
     let mut prev = min_ts;
     for &(a, bodies) in entries {
+        let one = route_attempt(a);
         let flags = (if bodies { A_BODIES } else { 0 })
             | (if a.error.is_some() { A_ERROR } else { 0 })
             | (if a.bodies_truncated { A_TRUNCATED } else { 0 })
-            | (if a.attempts.is_empty() { 0 } else { A_ATTEMPTS });
+            | match (a.attempts.is_empty(), one) {
+                (true, _) => 0,
+                (false, Some(_)) => A_ROUTE_ATTEMPT,
+                (false, None) => A_ATTEMPTS,
+            };
         write_entry_start(&mut w, &mut prev, a.ts_ms, &a.request_id, flags);
         for s in [&a.method, &a.path, &a.client, &a.route] {
             t.put(&mut w, s);
@@ -103,14 +119,19 @@ fn encode(entries: &[(&AuditEntry, bool)]) -> Vec<u8> {
             t.put(&mut w, k);
             t.put(&mut w, v);
         }
-        if !a.attempts.is_empty() {
+        if let Some(ms) = one {
+            w.varint(u64::from(ms));
+        } else if !a.attempts.is_empty() {
             w.varint(a.attempts.len() as u64);
             for at in &a.attempts {
                 t.put(&mut w, &at.provider);
                 t.put(&mut w, &at.model);
                 w.varint(at.status.map_or(0, |s| u64::from(s) + 1));
-                t.put(&mut w, at.error.as_deref().unwrap_or(""));
-                w.varint(u64::from(at.duration_ms));
+                // Duration and whether an error follows, in one varint.
+                w.varint(u64::from(at.duration_ms) << 1 | u64::from(at.error.is_some()));
+                if let Some(e) = &at.error {
+                    t.put(&mut w, e);
+                }
             }
         }
     }
@@ -285,18 +306,31 @@ impl<'a> Entries<'a> {
         let key_id = s(r)?;
         let request_headers = read_pairs(r, &mut s)?;
         let mut attempts = Vec::new();
-        if flags & A_ATTEMPTS != 0 {
+        if flags & A_ROUTE_ATTEMPT != 0 {
+            let (provider, model) = route.split_once('/').ok_or_else(|| corrupt("attempt route"))?;
+            attempts.push(AttemptView {
+                provider,
+                model,
+                status: upstream_status,
+                error: "",
+                duration_ms: r.varint_u32()?,
+            });
+        } else if flags & A_ATTEMPTS != 0 {
             let n = r.varint()?;
             if n > 1024 {
                 return Err(corrupt("attempt count"));
             }
             for _ in 0..n {
+                let (provider, model) = (s(r)?, s(r)?);
+                let status = opt(r.varint()?, "attempt status")?;
+                let packed = r.varint()?;
+                let error = if packed & 1 == 1 { s(r)? } else { "" };
                 attempts.push(AttemptView {
-                    provider: s(r)?,
-                    model: s(r)?,
-                    status: opt(r.varint()?, "attempt status")?,
-                    error: s(r)?,
-                    duration_ms: r.varint_u32()?,
+                    provider,
+                    model,
+                    status,
+                    error,
+                    duration_ms: u32::try_from(packed >> 1).map_err(|_| corrupt("attempt duration"))?,
                 });
             }
         }

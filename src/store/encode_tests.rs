@@ -178,6 +178,21 @@ fn audit_block_round_trip_and_listing_without_bodies() {
 }
 
 #[test]
+fn one_attempt_on_the_route_costs_a_varint_and_reads_back_whole() {
+    let mut a = audit("0123456789abcdef00000001", 1);
+    a.attempts.truncate(1);
+    a.attempts[0].error = None;
+    let mut longer = a.clone();
+    longer.attempts[0].model = "gpt-4o-2024-08-06".into();
+    let (short, long) = (encode_audit_block(&[&a]), encode_audit_block(&[&longer]));
+    assert!(short.len() + 10 < long.len(), "{} vs {}", short.len(), long.len());
+    for (buf, want) in [(&short, &a), (&long, &longer)] {
+        let (_, v) = decode_audit_block(buf).expect("decode");
+        assert_eq!(v[0].to_entry().attempts, want.attempts);
+    }
+}
+
+#[test]
 fn audit_block_strings_repeat_by_reference() {
     let one = encode_audit_block(&[&audit("0123456789abcdef00000001", 1)]).len();
     let a = audit("0123456789abcdef00000001", 1);
