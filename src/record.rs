@@ -69,6 +69,10 @@ pub struct UsageRecord {
     pub partial: bool,
     /// Error kind when the request failed.
     pub error: Option<String>,
+    /// Upstream calls made (retries, other keys, fallbacks; 0 when none
+    /// was needed or routing failed). The audit entry lists each.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// `usage_source` as its label (`provider` / `estimated`).

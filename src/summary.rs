@@ -228,6 +228,7 @@ impl RequestSummary {
                 .unwrap_or_default(),
             partial: self.partial(),
             error: self.error_kind().map(str::to_string),
+            attempts: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
         })
     }
 

@@ -17,8 +17,10 @@ use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
 
 /// Format version byte leading every block (usage and audit), so a future
-/// layout can be told apart from this one.
-const VERSION: u8 = 1;
+/// layout can be told apart from this one. Version 2 adds each usage
+/// record's attempt count (last); version 1 blocks still read, with one
+/// attempt for a routed record and none otherwise.
+const VERSION: u8 = 2;
 
 /// Strings longer than this are never interned: they are rare (error texts,
 /// junk model names) and would only bloat the in-memory dictionary.
@@ -319,6 +321,8 @@ pub struct BlockHeader {
     pub min_ts: u64,
     /// Newest record timestamp.
     pub max_ts: u64,
+    /// The layout version the block was written in.
+    pub version: u8,
 }
 
 fn intern_or_inline<I: Interner + ?Sized>(w: &mut Writer, i: &mut I, s: &str) {
@@ -384,6 +388,7 @@ pub fn encode_block<I: Interner + ?Sized>(records: &[&UsageRecord], dict: &mut I
         if let Some(e) = &r.error {
             intern_or_inline(&mut w, dict, e);
         }
+        w.varint(u64::from(r.attempts));
     }
     w.buf
 }
@@ -444,13 +449,19 @@ pub fn block_header_and_len(buf: &[u8]) -> Result<(BlockHeader, usize), StoreErr
 }
 
 fn read_header(r: &mut Reader<'_>) -> Result<BlockHeader, StoreError> {
-    if r.byte()? != VERSION {
+    let version = r.byte()?;
+    if version == 0 || version > VERSION {
         return Err(StoreError::Corrupt("unknown block version".into()));
     }
     let count = r.varint()?;
     let min_ts = r.varint()?;
     let max_ts = min_ts.checked_add(r.varint()?).ok_or_else(|| corrupt("block span"))?;
-    Ok(BlockHeader { count, min_ts, max_ts })
+    Ok(BlockHeader {
+        count,
+        min_ts,
+        max_ts,
+        version,
+    })
 }
 
 /// One record decoded without allocation: strings borrow the block or the
@@ -497,6 +508,8 @@ pub struct RecView<'a> {
     pub partial: bool,
     /// See [`UsageRecord`].
     pub error: Option<&'a str>,
+    /// See [`UsageRecord`].
+    pub attempts: u32,
 }
 
 impl RecView<'_> {
@@ -527,6 +540,7 @@ impl RecView<'_> {
             key_id: self.key_id.to_string(),
             partial: self.partial,
             error: self.error.map(str::to_string),
+            attempts: self.attempts,
         }
     }
 }
@@ -568,6 +582,11 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
         let key_id = s(&mut r)?;
         let tags = read_pairs(&mut r, s)?;
         let error = if flags & F_ERROR != 0 { Some(s(&mut r)?) } else { None };
+        let attempts = if h.version >= 2 {
+            r.varint_u32()?
+        } else {
+            u32::from(!provider.is_empty())
+        };
         out.push(RecView {
             ts_ms: ts,
             request_id,
@@ -593,6 +612,7 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
             tags,
             partial: flags & F_PARTIAL != 0,
             error,
+            attempts,
         });
     }
     if !r.is_empty() {

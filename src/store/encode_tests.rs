@@ -52,6 +52,7 @@ fn rec(id: &str, ts: u64) -> UsageRecord {
         key_id: String::new(),
         partial: true,
         error: None,
+        attempts: 3,
     }
 }
 
@@ -175,6 +176,22 @@ fn audit_block_round_trip_and_listing_without_bodies() {
     for cut in 0..buf.len() {
         assert!(decode_audit_block(&buf[..cut]).is_err());
     }
+}
+
+#[test]
+fn version_1_usage_blocks_still_read_with_one_attempt_when_routed() {
+    let mut d = D::default();
+    let r = rec("r1", 5);
+    let v2 = encode_block(&[&r], &mut d);
+    assert_eq!(decode_block(&v2, &d).expect("v2").1[0].attempts, 3);
+    // The same block as version 1 wrote it: no attempt count at the end.
+    let mut v1 = v2[..v2.len() - 1].to_vec();
+    v1[0] = 1;
+    let (h, views) = decode_block(&v1, &d).expect("v1");
+    assert_eq!((h.version, views[0].attempts), (1, 1));
+    assert_eq!(views[0].to_record(), UsageRecord { attempts: 1, ..r });
+    v1[0] = 3;
+    assert!(decode_block(&v1, &d).is_err(), "a future version is refused");
 }
 
 #[test]

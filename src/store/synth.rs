@@ -104,6 +104,8 @@ pub fn record(i: u64, ts_ms: u64) -> UsageRecord {
             500 => Some("upstream_error".into()),
             _ => None,
         },
+        // Most requests take one call; a failure may have been retried.
+        attempts: if status == 200 { 1 } else { 1 + (i % 2) as u32 },
     }
 }
 

@@ -178,6 +178,20 @@ async fn round_robin_alternates_and_a_failing_member_fails_over_inside_the_set()
         .await
         .expect("json");
     assert_eq!(v["data"][0]["provider"], "b", "{v}");
+    let v: Value = c
+        .get(format!("{}/admin/usage/log?limit=4", gw.base_url))
+        .send()
+        .await
+        .expect("usage")
+        .json()
+        .await
+        .expect("json");
+    let mut counts: Vec<u64> = v["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|r| r["attempts"].as_u64()).collect())
+        .unwrap_or_default();
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 1, 2, 2], "{v}");
     // The listing shows the virtual model.
     let v: Value = c
         .get(format!("{}/v1/models", gw.base_url))
