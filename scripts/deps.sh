@@ -37,7 +37,7 @@ if [ "${1:-}" = "--python" ]; then
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
   fi
   if ! .venv-llama/bin/python -c 'import llama_cpp.server.app, uvicorn' >/dev/null 2>&1; then
-    wheel="${SWITCHYARD_LLAMA_WHEEL:-$(ls ../shared/wheels/llama_cpp_python-*.whl 2>/dev/null | head -n1)}"
+    wheel="${SWITCHYARD_LLAMA_WHEEL:-$(ls ../shared/wheels/llama_cpp_python-*.whl 2>/dev/null | head -n1 || true)}"
     if [ -z "$wheel" ] || [ ! -f "$wheel" ]; then
       echo "no llama-cpp-python wheel: expected ../shared/wheels/llama_cpp_python-*.whl or SWITCHYARD_LLAMA_WHEEL" >&2
       exit 1
