@@ -4,13 +4,14 @@
 //! decide whether another target may try. Nothing has reached the caller
 //! while this runs, so any failure here can still be retried elsewhere.
 
+use super::circuits;
 use super::plan::{Plan, Target};
 use super::request::{Call, Request};
 use super::Failure;
 use crate::error::GatewayError;
 use crate::policy::Answer;
 use crate::providers::{request_head, CallerHeaders, Operation, Provider};
-use crate::resilience::{Busy, Circuits, Outcome};
+use crate::resilience::{Busy, Outcome};
 use crate::state::Gateway;
 use crate::summary::{Attempt, RequestSummary, Served};
 use crate::upstream::Exchange;
@@ -142,7 +143,7 @@ pub async fn run(
         let provider = target.provider.clone();
         let stats = target
             .balanced
-            .then(|| g.resilience.stats(&provider.name, &target.upstream_model));
+            .then(|| super::circuits(g, &provider).stats(&target.upstream_model));
         let busy = stats.clone().map(Busy::start);
         let policy = provider.retry;
         let (mut tries, mut other_keys) = (0u32, 0usize);
@@ -297,11 +298,6 @@ fn record_outcome(g: &Gateway, t: &Target, o: Outcome) {
     if let Some(policy) = &t.provider.breaker {
         circuits(g, &t.provider).record(policy, &t.upstream_model, g.resilience.now_ms(), o);
     }
-}
-
-/// The provider's breakers (looked up by name once per instance).
-fn circuits<'p>(g: &Gateway, p: &'p Provider) -> &'p Circuits {
-    p.circuits.get_or_init(|| g.resilience.circuits_of(&p.name))
 }
 
 /// What a failure says about its target, for the breakers.

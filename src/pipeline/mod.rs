@@ -105,6 +105,20 @@ impl Failure {
     }
 }
 
+/// What was learnt about provider `p` (looked up by name once per
+/// instance).
+fn instance<'p>(
+    r: &crate::resilience::Resilience,
+    p: &'p crate::providers::Provider,
+) -> &'p crate::resilience::Circuits {
+    p.circuits.get_or_init(|| r.circuits_of(&p.name))
+}
+
+/// [`instance`] through the gateway.
+fn circuits<'p>(g: &Gateway, p: &'p crate::providers::Provider) -> &'p crate::resilience::Circuits {
+    instance(&g.resilience, p)
+}
+
 /// Serves one request; whatever happens, the caller gets an answer in its
 /// dialect and the summary says what happened.
 pub async fn run(g: &Gateway, session: &mut Session, s: &mut RequestSummary) {

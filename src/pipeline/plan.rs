@@ -161,7 +161,7 @@ fn expand(at: &Lookup<'_>, vm: &VirtualModel, who: &Affinity<'_>, depth: usize, 
             let mut view = m.member();
             if let (true, MemberRef::Target(i, model)) = (balanced, &m.to) {
                 if let Some(p) = snap.providers.get(*i) {
-                    let st = at.resilience.stats(&p.name, model);
+                    let st = super::instance(at.resilience, p).stats(model);
                     view.latency_us = st.latency_us();
                     view.busy = st.busy();
                 }

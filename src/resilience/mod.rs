@@ -14,24 +14,41 @@ use arc_swap::ArcSwap;
 use breaker::{Admission, Breaker, BreakerPolicy, CircuitState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Model breakers kept per provider; beyond it (callers can name any
 /// `provider/model`), only the provider's own breaker applies.
 const MAX_MODELS: usize = 1024;
 
-/// The breakers of one provider instance: its own and one per model.
-/// A `Provider` keeps an `Arc` of its instance's (fetched by name once), so
-/// a call reads them without a registry lookup, and a reload's new
-/// `Provider` finds the same state.
+/// What was learnt about one provider instance: its breakers (its own and
+/// one per model) and its models' balancing numbers. A `Provider` keeps an
+/// `Arc` of its instance's (fetched by name once), so a call reads them
+/// without a registry lookup, and a reload's new `Provider` finds the same
+/// state.
 #[derive(Debug, Default)]
 pub struct Circuits {
     own: Breaker,
     models: ArcSwap<HashMap<String, Arc<Breaker>>>,
+    stats: ArcSwap<HashMap<String, Arc<TargetStats>>>,
 }
 
 impl Circuits {
+    /// The live numbers of `model` on this instance (virtual-model members
+    /// only, so the set is bounded by the config).
+    pub fn stats(&self, model: &str) -> Arc<TargetStats> {
+        if let Some(s) = self.stats.load().get(model) {
+            return s.clone();
+        }
+        let mut out = None;
+        self.stats.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            out = Some(map.entry(model.to_string()).or_default().clone());
+            map
+        });
+        out.unwrap_or_default()
+    }
+
     /// Runs `f` on `model`'s breaker, adding it if there is room.
     fn with_model<R>(&self, model: &str, f: impl FnOnce(Option<&Breaker>) -> R) -> R {
         if let Some(b) = self.models.load().get(model) {
@@ -163,7 +180,6 @@ pub struct CircuitView {
 /// The process-wide registry.
 pub struct Resilience {
     circuits: Mutex<HashMap<String, Arc<Circuits>>>,
-    stats: RwLock<HashMap<(String, String), Arc<TargetStats>>>,
     epoch: Instant,
 }
 
@@ -171,7 +187,6 @@ impl Default for Resilience {
     fn default() -> Self {
         Resilience {
             circuits: Mutex::default(),
-            stats: RwLock::default(),
             epoch: Instant::now(),
         }
     }
@@ -214,20 +229,6 @@ impl Resilience {
         out.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
         out
     }
-
-    /// The live numbers of (`provider`, `model`).
-    pub fn stats(&self, provider: &str, model: &str) -> Arc<TargetStats> {
-        let key = (provider.to_string(), model.to_string());
-        if let Some(s) = self.stats.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return s.clone();
-        }
-        self.stats
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
-    }
 }
 
 #[cfg(test)]
@@ -261,9 +262,9 @@ mod tests {
     #[test]
     fn busy_counts_until_dropped_and_latency_averages() {
         let r = Resilience::default();
-        let s = r.stats("a", "m");
+        let s = r.circuits_of("a").stats("m");
         let b = Busy::start(s.clone());
-        assert_eq!(r.stats("a", "m").busy(), 1);
+        assert_eq!(r.circuits_of("a").stats("m").busy(), 1);
         drop(b);
         assert_eq!(s.busy(), 0);
         s.observe(1000);
