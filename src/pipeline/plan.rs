@@ -101,10 +101,12 @@ pub fn build(at: &Lookup<'_>, who: &Affinity<'_>, request: &mut Request<'_>) -> 
         }
     };
     request.apply_defaults(defaults.as_ref());
-    let target = targets.remove(0);
-    let caps = target.provider.family.capabilities;
+    // The first target (both branches above give at least one) decides
+    // what the call may do.
+    let first = &*targets[0].provider;
+    let caps = first.family.capabilities;
     match request.call {
-        Call::CountTokens if !caps.count_tokens || target.provider.wire() != WireDialect::Anthropic => {
+        Call::CountTokens if !caps.count_tokens || first.wire() != WireDialect::Anthropic => {
             // No Anthropic counting endpoint: the documented estimate,
             // marked as one.
             let n = input_tokens(request.ir()?);
@@ -113,18 +115,21 @@ pub fn build(at: &Lookup<'_>, who: &Affinity<'_>, request: &mut Request<'_>) -> 
                 body: serde_json::json!({"input_tokens": n}).to_string().into_bytes(),
                 headers: [
                     header("x-switchyard-token-count", "estimate"),
-                    header("x-switchyard-provider", &target.provider.name),
+                    header("x-switchyard-provider", &first.name),
                 ]
                 .into_iter()
                 .flatten()
                 .collect(),
             };
-            Ok(Plan::Local { target, answer })
+            Ok(Plan::Local {
+                target: targets.swap_remove(0),
+                answer,
+            })
         }
         Call::Embeddings if !caps.embeddings => Err(GatewayError::InvalidRequest {
             message: format!(
                 "provider `{}` ({}) has no embeddings API; route this model to an embeddings provider",
-                target.provider.name, target.provider.family.name
+                first.name, first.family.name
             ),
             param: Some("model".into()),
         }),
@@ -132,7 +137,6 @@ pub fn build(at: &Lookup<'_>, who: &Affinity<'_>, request: &mut Request<'_>) -> 
             // The rest of a virtual model's set, then the caller's name's
             // fallbacks; each is encoded for its own dialect when its turn
             // comes.
-            targets.insert(0, target);
             // (A lookup in an empty map returns before hashing the name.)
             for (i, model) in snap.fallbacks.get(&request.model).into_iter().flatten() {
                 if let Some(p) = snap.providers.get(*i) {
@@ -141,7 +145,10 @@ pub fn build(at: &Lookup<'_>, who: &Affinity<'_>, request: &mut Request<'_>) -> 
             }
             Ok(Plan::Upstream(targets))
         }
-        Call::CountTokens | Call::Embeddings => Ok(Plan::Upstream(vec![target])),
+        Call::CountTokens | Call::Embeddings => {
+            targets.truncate(1);
+            Ok(Plan::Upstream(targets))
+        }
     }
 }
 

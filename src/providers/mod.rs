@@ -282,14 +282,6 @@ impl RetryPolicy {
     }
 }
 
-/// Milliseconds on a process-wide monotonic clock (never 0), for key
-/// cooldowns.
-fn key_clock() -> u64 {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let e = EPOCH.get_or_init(std::time::Instant::now);
-    u64::try_from(e.elapsed().as_millis()).unwrap_or(u64::MAX / 4) + 1
-}
-
 /// A configured provider instance.
 #[derive(Debug)]
 pub struct Provider {
@@ -332,7 +324,7 @@ pub struct Provider {
     pub stream_idle_timeout: Option<Duration>,
     /// How long a key answering 429 without `Retry-After` is set aside.
     pub key_cooldown: Duration,
-    /// Per key: set aside until this time (`key_clock` ms; 0 = ready).
+    /// Per key: set aside until this time (`resilience::clock_ms`; 0 = ready).
     key_until: Box<[AtomicU64]>,
     /// Its breakers' state, taken from the gateway's registry by instance
     /// name on first use (so a reload's new instance keeps it).
@@ -439,7 +431,7 @@ impl Provider {
         if n == 1 {
             return 0;
         }
-        let now = key_clock();
+        let now = crate::resilience::clock_ms();
         let until = |i: usize| self.key_until.get(i).map_or(0, |u| u.load(Ordering::Relaxed));
         (0..n)
             .map(|k| (start + k) % n)
@@ -450,7 +442,7 @@ impl Provider {
     /// Sets key `i` aside for `for_` (a 429), so rotation continues with
     /// the others. Returns whether another key is free now.
     pub fn cool_key(&self, i: usize, for_: Option<Duration>) -> bool {
-        let now = key_clock();
+        let now = crate::resilience::clock_ms();
         let wait = for_.unwrap_or(self.key_cooldown);
         if let Some(u) = self.key_until.get(i) {
             u.store(
@@ -466,7 +458,7 @@ impl Provider {
 
     /// Keys set aside now (the admin API shows the count).
     pub fn keys_cooling(&self) -> usize {
-        let now = key_clock();
+        let now = crate::resilience::clock_ms();
         self.key_until
             .iter()
             .filter(|u| u.load(Ordering::Relaxed) > now)

@@ -177,25 +177,24 @@ pub struct CircuitView {
     pub opened: u64,
 }
 
-/// The process-wide registry.
-pub struct Resilience {
-    circuits: Mutex<HashMap<String, Arc<Circuits>>>,
-    epoch: Instant,
+/// Milliseconds on a process-wide monotonic clock (never 0): the time
+/// breakers and key cooldowns are kept in.
+pub fn clock_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let e = EPOCH.get_or_init(Instant::now);
+    u64::try_from(e.elapsed().as_millis()).unwrap_or(u64::MAX / 4) + 1
 }
 
-impl Default for Resilience {
-    fn default() -> Self {
-        Resilience {
-            circuits: Mutex::default(),
-            epoch: Instant::now(),
-        }
-    }
+/// The process-wide registry.
+#[derive(Default)]
+pub struct Resilience {
+    circuits: Mutex<HashMap<String, Arc<Circuits>>>,
 }
 
 impl Resilience {
-    /// Milliseconds since start (never 0).
+    /// Now on [`clock_ms`].
     pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 4) + 1
+        clock_ms()
     }
 
     /// The circuits of provider instance `name` (created on first use).

@@ -60,15 +60,19 @@ async fn switchable(down: Arc<AtomicBool>) -> MockUpstream {
     .await
 }
 
-async fn status_of(c: &reqwest::Client, gw: &Gateway, provider: &str) -> Value {
-    let v: Value = c
-        .get(format!("{}/admin/providers/status", gw.base_url))
+/// GET `path` on the gateway, as JSON.
+async fn get_json(c: &reqwest::Client, gw: &Gateway, path: &str) -> Value {
+    c.get(format!("{}{path}", gw.base_url))
         .send()
         .await
-        .expect("status")
+        .expect("send")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+async fn status_of(c: &reqwest::Client, gw: &Gateway, provider: &str) -> Value {
+    let v = get_json(c, gw, "/admin/providers/status").await;
     v["providers"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == provider).cloned())
@@ -141,14 +145,7 @@ async fn round_robin_alternates_and_a_failing_member_fails_over_inside_the_set()
         .await
         .expect("flush");
     assert_eq!(flushed.status(), 200);
-    let v: Value = c
-        .get(format!("{}/admin/audit/log?limit=4", gw.base_url))
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let v = get_json(&c, &gw, "/admin/audit/log?limit=4").await;
     let tried = |e: &Value| -> Vec<(Value, Value, Value)> {
         e["attempts"]
             .as_array()
@@ -169,23 +166,9 @@ async fn round_robin_alternates_and_a_failing_member_fails_over_inside_the_set()
         .count();
     let direct = entries.iter().filter(|e| tried(e) == [b_served.clone()]).count();
     assert_eq!((both, direct), (2, 2), "{v}");
-    let v: Value = c
-        .get(format!("{}/admin/usage/log?limit=1", gw.base_url))
-        .send()
-        .await
-        .expect("usage")
-        .json()
-        .await
-        .expect("json");
+    let v = get_json(&c, &gw, "/admin/usage/log?limit=1").await;
     assert_eq!(v["data"][0]["provider"], "b", "{v}");
-    let v: Value = c
-        .get(format!("{}/admin/usage/log?limit=4", gw.base_url))
-        .send()
-        .await
-        .expect("usage")
-        .json()
-        .await
-        .expect("json");
+    let v = get_json(&c, &gw, "/admin/usage/log?limit=4").await;
     let mut counts: Vec<u64> = v["data"]
         .as_array()
         .map(|d| d.iter().filter_map(|r| r["attempts"].as_u64()).collect())
@@ -193,14 +176,7 @@ async fn round_robin_alternates_and_a_failing_member_fails_over_inside_the_set()
     counts.sort_unstable();
     assert_eq!(counts, [1, 1, 2, 2], "{v}");
     // The listing shows the virtual model.
-    let v: Value = c
-        .get(format!("{}/v1/models", gw.base_url))
-        .send()
-        .await
-        .expect("models")
-        .json()
-        .await
-        .expect("json");
+    let v = get_json(&c, &gw, "/v1/models").await;
     assert!(
         v["data"].as_array().is_some_and(|d| d.iter().any(|m| m["id"] == "rr")),
         "{v}"
