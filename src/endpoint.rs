@@ -25,6 +25,8 @@ pub enum Endpoint {
     Messages,
     /// `POST /v1/messages/count_tokens`.
     CountTokens,
+    /// `GET /v1/usage`: the calling key's spend, budget and limits.
+    Usage,
 }
 
 impl Endpoint {
@@ -43,6 +45,7 @@ impl Endpoint {
             "/v1/embeddings" => Endpoint::Embeddings,
             "/v1/messages" => Endpoint::Messages,
             "/v1/messages/count_tokens" => Endpoint::CountTokens,
+            "/v1/usage" => Endpoint::Usage,
             _ => return Err(GatewayError::RouteNotFound(path.to_string())),
         };
         let get = ep.allow() == "GET, HEAD";
@@ -59,7 +62,7 @@ impl Endpoint {
     /// The methods it accepts (the `Allow` header of a 405).
     pub fn allow(self) -> &'static str {
         match self {
-            Endpoint::Health | Endpoint::Ready | Endpoint::Metrics | Endpoint::Models => "GET, HEAD",
+            Endpoint::Health | Endpoint::Ready | Endpoint::Metrics | Endpoint::Models | Endpoint::Usage => "GET, HEAD",
             Endpoint::Admin | Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {
                 "POST"
             }
@@ -78,6 +81,7 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
             Endpoint::CountTokens => "count_tokens",
+            Endpoint::Usage => "usage",
         }
     }
 
@@ -90,6 +94,7 @@ impl Endpoint {
             | Endpoint::Metrics
             | Endpoint::Admin
             | Endpoint::Models
+            | Endpoint::Usage
             | Endpoint::Chat
             | Endpoint::Embeddings => Dialect::OpenAi,
         }

@@ -97,6 +97,37 @@ pub enum GatewayError {
         /// Seconds until the first probe may go (the `Retry-After`).
         retry_after_s: u64,
     },
+    /// A managed key may not do this (model, endpoint or user path outside
+    /// its grant).
+    Forbidden {
+        /// What was refused, naming the key.
+        message: String,
+        /// `model_not_allowed`, `endpoint_not_allowed`, `user_path_not_allowed`.
+        code: &'static str,
+    },
+    /// A rate limit (requests or tokens per minute, or requests in flight)
+    /// is reached.
+    RateLimited {
+        /// Whose limit, e.g. "key `checkout-app`".
+        scope: String,
+        /// `requests`, `tokens` or `concurrency`.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+        /// Seconds until a request of this size fits (the `Retry-After`).
+        retry_after_s: u64,
+    },
+    /// A budget is spent.
+    BudgetExceeded {
+        /// Whose budget, e.g. "user path `/acme`".
+        scope: String,
+        /// `day`, `month`, `24h`, …
+        period: String,
+        /// What was spent of what, e.g. "$0.0012 of $0.0010".
+        spent: String,
+        /// Seconds until the period resets (the `Retry-After`).
+        retry_after_s: u64,
+    },
 }
 
 impl GatewayError {
@@ -121,6 +152,8 @@ impl GatewayError {
             GatewayError::UpstreamStream { .. } => 502,
             GatewayError::NotReady(_) => 503,
             GatewayError::CircuitOpen { .. } => 503,
+            GatewayError::Forbidden { .. } => 403,
+            GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. } => 429,
         }
     }
 
@@ -145,6 +178,9 @@ impl GatewayError {
             GatewayError::UpstreamStream { failure, .. } => failure.kind(),
             GatewayError::NotReady(_) => "not_ready",
             GatewayError::CircuitOpen { .. } => "circuit_open",
+            GatewayError::Forbidden { code, .. } => code,
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
         }
     }
 
@@ -176,7 +212,10 @@ impl GatewayError {
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)
             | GatewayError::NotReady(_)
-            | GatewayError::CircuitOpen { .. } => None,
+            | GatewayError::CircuitOpen { .. }
+            | GatewayError::Forbidden { .. }
+            | GatewayError::RateLimited { .. }
+            | GatewayError::BudgetExceeded { .. } => None,
         }
     }
 
@@ -331,6 +370,47 @@ impl GatewayError {
                 Some("circuit_open"),
                 "overloaded_error",
             ),
+            GatewayError::Forbidden { message, code } => e(
+                message.clone(),
+                "invalid_request_error",
+                None,
+                Some(code),
+                "permission_error",
+            ),
+            GatewayError::RateLimited {
+                scope,
+                what,
+                limit,
+                retry_after_s,
+            } => e(
+                match *what {
+                    "concurrency" => format!(
+                        "Rate limit reached for {scope}: {limit} requests in flight at most; try again in {retry_after_s} s"
+                    ),
+                    _ => format!(
+                        "Rate limit reached for {scope}: {limit} {what} per minute; try again in {retry_after_s} s"
+                    ),
+                },
+                // OpenAI's own 429s say which limit in `type`.
+                if *what == "tokens" { "tokens" } else { "requests" },
+                None,
+                Some("rate_limit_exceeded"),
+                "rate_limit_error",
+            ),
+            GatewayError::BudgetExceeded {
+                scope,
+                period,
+                spent,
+                retry_after_s,
+            } => e(
+                format!(
+                    "Budget exceeded for {scope} this {period}: {spent} spent; it resets in {retry_after_s} s"
+                ),
+                "budget_exceeded",
+                None,
+                Some("budget_exceeded"),
+                "budget_exceeded",
+            ),
         }
     }
 
@@ -357,7 +437,10 @@ impl GatewayError {
             | GatewayError::Unauthorized(_)
             | GatewayError::UpstreamTimeout { .. }
             | GatewayError::NotReady(_)
-            | GatewayError::CircuitOpen { .. } => {}
+            | GatewayError::CircuitOpen { .. }
+            | GatewayError::Forbidden { .. }
+            | GatewayError::RateLimited { .. }
+            | GatewayError::BudgetExceeded { .. } => {}
         }
     }
 

@@ -3,11 +3,13 @@
 mod admin;
 mod alloc;
 mod cli;
+mod cli_keys;
 mod config;
 mod conns;
 mod discovery;
 mod endpoint;
 mod error;
+mod governance;
 mod http;
 mod live;
 mod pipeline;
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config } => check_config(config),
+        Command::Keys { action, url, admin_key } => cli_keys::run(action, &url, admin_key.as_deref()),
         Command::Serve {
             config,
             listen,
@@ -362,8 +365,22 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     let metrics = Arc::new(telemetry::metrics::Metrics::new());
     known_labels(&metrics, &snap);
     let pid_file = snap.server.pid_file.clone();
+    let governance = Arc::new(governance::Governance::default());
+    governance.configure_from(&snap);
+    let spend = match governance.load(&snap.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let gov_saver = governance::Saver {
+        gov: governance.clone(),
+        dir: snap.data_dir.clone(),
+        state: std::sync::Mutex::new(spend),
+    };
     let live = Arc::new(live::Live::new(snap));
-    let (reload_metrics, reload_live) = (metrics.clone(), live.clone());
+    let (reload_metrics, reload_live, reload_gov) = (metrics.clone(), live.clone(), governance.clone());
     let reloader = Arc::new(reload::Reloader::new(
         config,
         listen_cli,
@@ -372,7 +389,9 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         Box::new(move |ok| {
             reload_metrics.config_reload(ok);
             if ok {
-                known_labels(&reload_metrics, &reload_live.snapshot());
+                let snap = reload_live.snapshot();
+                known_labels(&reload_metrics, &snap);
+                reload_gov.configure_from(&snap);
             }
         }),
     ));
@@ -406,7 +425,8 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         stats: Arc::new(telemetry::provider_stats::ProviderStats::new()),
         reloader: reloader.clone(),
     };
-    let gw = state::Gateway::new(live.clone(), store.clone(), services);
+    let mut gw = state::Gateway::new(live.clone(), store.clone(), services);
+    gw.governance = governance;
     let circuits = gw.resilience.clone();
     // Instance circuits always; a model's once it has opened (callers can
     // name any model, so the rest would be unbounded series).
@@ -446,6 +466,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         },
     ));
     server.add_service(background_service("store flusher", StoreFlusher(store)));
+    server.add_service(background_service("governance saver", gov_saver));
     if let Some(addr) = metrics_listen {
         let mut m = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,

@@ -3,17 +3,34 @@
 //! know whose request it is; managed keys add a variant.
 
 use crate::error::GatewayError;
+use crate::governance::keys::{KeyRing, ManagedKey};
 use crate::secret::{constant_time_eq, Secret};
 use http::HeaderMap;
+use std::sync::Arc;
 
 /// The authenticated caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Principal {
-    /// No master key is configured: `/v1/*` is open (start-up warns).
+    /// Neither a master key nor any managed key is configured: `/v1/*` is
+    /// open (start-up warns).
     Anonymous,
     /// The gateway's master key.
     Master,
+    /// A managed key (`sk-sy-…`).
+    Key(Arc<ManagedKey>),
 }
+
+impl PartialEq for Principal {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Principal::Anonymous, Principal::Anonymous) | (Principal::Master, Principal::Master) => true,
+            (Principal::Key(a), Principal::Key(b)) => a.rec.id == b.rec.id,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Principal {}
 
 impl Principal {
     /// The managed key id usage is attributed to (empty for the master key
@@ -21,6 +38,23 @@ impl Principal {
     pub fn key_id(&self) -> &str {
         match self {
             Principal::Anonymous | Principal::Master => "",
+            Principal::Key(k) => &k.rec.id,
+        }
+    }
+
+    /// The managed key's name (empty otherwise).
+    pub fn key_name(&self) -> &str {
+        match self {
+            Principal::Anonymous | Principal::Master => "",
+            Principal::Key(k) => &k.rec.name,
+        }
+    }
+
+    /// The managed key, if one was used.
+    pub fn key(&self) -> Option<&ManagedKey> {
+        match self {
+            Principal::Key(k) => Some(k),
+            Principal::Anonymous | Principal::Master => None,
         }
     }
 }
@@ -41,17 +75,35 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Authenticates an API request (`/v1/*`).
-pub fn authenticate(headers: &HeaderMap, master: Option<&Secret>) -> Result<Principal, GatewayError> {
-    let Some(master) = master else {
+/// Authenticates an API request (`/v1/*`): the master key, or a managed
+/// key that is neither disabled nor expired. With neither configured the
+/// API is open.
+pub fn authenticate(
+    headers: &HeaderMap,
+    master: Option<&Secret>,
+    keys: &KeyRing,
+    now_ms: u64,
+) -> Result<Principal, GatewayError> {
+    if master.is_none() && keys.is_empty() {
         return Ok(Principal::Anonymous);
-    };
-    match presented_key(headers) {
-        None => Err(GatewayError::Unauthorized(
+    }
+    let Some(k) = presented_key(headers) else {
+        return Err(GatewayError::Unauthorized(
             "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`) with the gateway key",
-        )),
-        Some(k) if constant_time_eq(k.as_bytes(), master.expose().as_bytes()) => Ok(Principal::Master),
-        Some(_) => Err(GatewayError::Unauthorized("Invalid API key for this gateway")),
+        ));
+    };
+    if master.is_some_and(|m| constant_time_eq(k.as_bytes(), m.expose().as_bytes())) {
+        return Ok(Principal::Master);
+    }
+    match keys.find(k, now_ms) {
+        Some(key) => match key.rec.refusal(now_ms) {
+            Some(why) => Err(GatewayError::Unauthorized(why)),
+            None => {
+                key.touch(now_ms);
+                Ok(Principal::Key(key))
+            }
+        },
+        None => Err(GatewayError::Unauthorized("Invalid API key for this gateway")),
     }
 }
 
@@ -60,8 +112,18 @@ pub fn authenticate(headers: &HeaderMap, master: Option<&Secret>) -> Result<Prin
 pub fn authenticate_admin(
     headers: &HeaderMap,
     master: Option<&Secret>,
+    keys: &KeyRing,
     from_loopback: bool,
 ) -> Result<Principal, GatewayError> {
+    // A managed key with `admin: true` is as good as the master key.
+    if let Some(k) = presented_key(headers).filter(|k| k.starts_with(crate::governance::keys::PREFIX)) {
+        let now = crate::governance::now_ms();
+        return match keys.find(k, now) {
+            Some(key) if key.rec.admin && key.rec.refusal(now).is_none() => Ok(Principal::Key(key)),
+            Some(_) => Err(GatewayError::Unauthorized("This API key may not use the admin API")),
+            None => Err(GatewayError::Unauthorized("Invalid admin key")),
+        };
+    }
     match master {
         Some(m) => match presented_key(headers) {
             Some(k) if constant_time_eq(k.as_bytes(), m.expose().as_bytes()) => Ok(Principal::Master),
@@ -92,27 +154,74 @@ mod tests {
     #[test]
     fn bearer_is_case_insensitive_and_x_api_key_works() {
         let m = Secret::new("mk");
+        let ring = KeyRing::default();
         for h in [
             headers(&[("authorization", "Bearer mk")]),
             headers(&[("authorization", "BEARER mk")]),
             headers(&[("authorization", "bearer  mk ")]),
             headers(&[("x-api-key", "mk")]),
         ] {
-            assert_eq!(authenticate(&h, Some(&m)), Ok(Principal::Master), "{h:?}");
+            assert_eq!(authenticate(&h, Some(&m), &ring, 0), Ok(Principal::Master), "{h:?}");
         }
-        assert!(authenticate(&headers(&[("authorization", "Basic mk")]), Some(&m)).is_err());
-        assert!(authenticate(&headers(&[("authorization", "Bearer nope")]), Some(&m)).is_err());
-        assert_eq!(authenticate(&HeaderMap::new(), None), Ok(Principal::Anonymous));
+        assert!(authenticate(&headers(&[("authorization", "Basic mk")]), Some(&m), &ring, 0).is_err());
+        assert!(authenticate(&headers(&[("authorization", "Bearer nope")]), Some(&m), &ring, 0).is_err());
+        assert_eq!(
+            authenticate(&HeaderMap::new(), None, &ring, 0),
+            Ok(Principal::Anonymous)
+        );
+    }
+
+    #[test]
+    fn managed_keys_authenticate_until_disabled_or_expired_and_close_the_open_api() {
+        use crate::governance::keys::{hash_secret, KeyRecord, Limits, Source};
+        let rec = |disabled, expires| KeyRecord {
+            id: "key_1".into(),
+            name: "app".into(),
+            hash: hash_secret("sk-sy-good"),
+            hint: String::new(),
+            user_path: String::new(),
+            tags: vec![],
+            models: vec![],
+            endpoints: vec![],
+            expires_at_ms: expires,
+            disabled,
+            admin: false,
+            created_ms: 0,
+            limits: Limits::default(),
+            budget: None,
+            previous: None,
+            source: Source::Admin,
+        };
+        let ring = KeyRing::default();
+        ring.set(vec![rec(false, Some(100))]);
+        let with = |k: &str| headers(&[("authorization", &format!("Bearer {k}"))]);
+        let p = authenticate(&with("sk-sy-good"), None, &ring, 50).expect("valid key");
+        assert_eq!(p.key_id(), "key_1");
+        assert_eq!(
+            authenticate(&with("sk-sy-good"), None, &ring, 100),
+            Err(GatewayError::Unauthorized("This API key has expired"))
+        );
+        // Keys exist, so a caller without one is refused even with no master key.
+        assert!(authenticate(&HeaderMap::new(), None, &ring, 0).is_err());
+        assert!(authenticate(&with("sk-sy-bad"), None, &ring, 0).is_err());
+        ring.set(vec![rec(true, None)]);
+        assert_eq!(
+            authenticate(&with("sk-sy-good"), None, &ring, 0),
+            Err(GatewayError::Unauthorized("This API key is disabled"))
+        );
+        // Not an admin key.
+        assert!(authenticate_admin(&with("sk-sy-good"), None, &ring, true).is_err());
     }
 
     #[test]
     fn admin_without_a_master_key_is_loopback_only() {
+        let ring = KeyRing::default();
         assert_eq!(
-            authenticate_admin(&HeaderMap::new(), None, true),
+            authenticate_admin(&HeaderMap::new(), None, &ring, true),
             Ok(Principal::Anonymous)
         );
-        assert!(authenticate_admin(&HeaderMap::new(), None, false).is_err());
+        assert!(authenticate_admin(&HeaderMap::new(), None, &ring, false).is_err());
         let m = Secret::new("mk");
-        assert!(authenticate_admin(&HeaderMap::new(), Some(&m), true).is_err());
+        assert!(authenticate_admin(&HeaderMap::new(), Some(&m), &ring, true).is_err());
     }
 }

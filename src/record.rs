@@ -64,6 +64,9 @@ pub struct UsageRecord {
     pub tags: Vec<(String, String)>,
     /// Managed key id; empty for the master key (or no key).
     pub key_id: String,
+    /// Managed key name (as it was when the request was made).
+    #[serde(default)]
+    pub key_name: String,
     /// The response did not complete (the client went away, or a stream
     /// that had begun failed): tokens are what was seen.
     pub partial: bool,

@@ -35,8 +35,10 @@ pub const DEFAULT_AUDIT_DAYS: u32 = 30;
 /// Attempts to drain a failing store on shutdown before giving up.
 const SHUTDOWN_ATTEMPTS: u32 = 3;
 
+/// A request's record and audit entry, or an audit entry alone (an admin
+/// change).
 struct Item {
-    usage: UsageRecord,
+    usage: Option<UsageRecord>,
     audit: Option<AuditEntry>,
 }
 
@@ -81,8 +83,9 @@ fn once_per(last: &AtomicU64, every_ms: u64) -> bool {
 struct Batch {
     usage: Vec<UsageRecord>,
     audit: Vec<AuditEntry>,
-    /// For each audit entry, the index of its usage record.
-    audit_of: Vec<usize>,
+    /// For each audit entry, the index of its usage record (`None`: an
+    /// audit entry alone).
+    audit_of: Vec<Option<usize>>,
 }
 
 impl Batch {
@@ -92,8 +95,11 @@ impl Batch {
             audit: Vec::new(),
             audit_of: Vec::new(),
         };
-        for (i, it) in items.into_iter().enumerate() {
-            b.usage.push(it.usage);
+        for it in items {
+            let i = it.usage.map(|u| {
+                b.usage.push(u);
+                b.usage.len() - 1
+            });
             if let Some(a) = it.audit {
                 b.audit.push(a);
                 b.audit_of.push(i);
@@ -104,16 +110,27 @@ impl Batch {
 
     fn into_items(self) -> Vec<Item> {
         let mut audits: Vec<Option<AuditEntry>> = (0..self.usage.len()).map(|_| None).collect();
+        let mut alone = Vec::new();
         for (a, i) in self.audit.into_iter().zip(self.audit_of) {
-            if let Some(slot) = audits.get_mut(i) {
-                *slot = Some(a);
+            match i.and_then(|i| audits.get_mut(i)) {
+                Some(slot) => *slot = Some(a),
+                None => alone.push(Item {
+                    usage: None,
+                    audit: Some(a),
+                }),
             }
         }
-        self.usage
+        let mut items: Vec<Item> = self
+            .usage
             .into_iter()
             .zip(audits)
-            .map(|(usage, audit)| Item { usage, audit })
-            .collect()
+            .map(|(usage, audit)| Item {
+                usage: Some(usage),
+                audit,
+            })
+            .collect();
+        items.extend(alone);
+        items
     }
 }
 
@@ -296,6 +313,21 @@ impl Recorder {
     /// and never fails: when the queue is full the oldest record is dropped
     /// and counted.
     pub fn record(&self, usage: UsageRecord, audit: Option<AuditEntry>) {
+        self.push(Item {
+            usage: Some(usage),
+            audit,
+        });
+    }
+
+    /// Queues an audit entry of its own (an admin change: who, what, when).
+    pub fn record_audit(&self, audit: AuditEntry) {
+        self.push(Item {
+            usage: None,
+            audit: Some(audit),
+        });
+    }
+
+    fn push(&self, item: Item) {
         let (len, over) = {
             let mut q = self.inner.queue();
             let over = if q.len() >= self.inner.capacity {
@@ -304,7 +336,7 @@ impl Recorder {
             } else {
                 0
             };
-            q.push_back(Item { usage, audit });
+            q.push_back(item);
             (q.len(), over)
         };
         self.inner.count_dropped(over);

@@ -41,6 +41,8 @@ pub struct Gateway {
     pub policy: Policy,
     /// Circuit breakers and balancing numbers, kept across reloads.
     pub resilience: Arc<crate::resilience::Resilience>,
+    /// Managed keys, limits and budgets, kept across reloads.
+    pub governance: Arc<crate::governance::Governance>,
     ids: AtomicU64,
     id_prefix: u64,
 }
@@ -61,6 +63,7 @@ impl Gateway {
             svc,
             policy: Policy::none(),
             resilience: Arc::default(),
+            governance: Arc::default(),
             ids: AtomicU64::new(0),
             id_prefix,
         }

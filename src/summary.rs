@@ -116,6 +116,9 @@ pub struct RequestSummary {
     pub tags: Vec<(String, String)>,
     /// Bodies for the audit log, when kept.
     pub capture: Option<Capture>,
+    /// The admitted request's claim on limits and budgets, settled when it
+    /// ends (`record`).
+    pub ticket: Option<crate::governance::Ticket>,
 }
 
 impl RequestSummary {
@@ -141,6 +144,7 @@ impl RequestSummary {
             user_path: String::new(),
             tags: Vec::new(),
             capture: None,
+            ticket: None,
         }
     }
 
@@ -225,6 +229,11 @@ impl RequestSummary {
                 .principal
                 .as_ref()
                 .map(|p| p.key_id().to_string())
+                .unwrap_or_default(),
+            key_name: self
+                .principal
+                .as_ref()
+                .map(|p| p.key_name().to_string())
                 .unwrap_or_default(),
             partial: self.partial(),
             error: self.error_kind().map(str::to_string),

@@ -8,6 +8,7 @@
 //! (SSE over the live hub), the writes (reload, flush, overrides) and sends
 //! the response.
 
+pub mod keys;
 pub mod params;
 pub mod runtime;
 pub mod serve;
@@ -88,6 +89,8 @@ pub enum AdminError {
     /// The store stopped after a failed write (503: nothing is reported
     /// that a restart could lose).
     StoreStopped(String),
+    /// The item exists, or cannot change this way (409).
+    Conflict(String),
 }
 
 impl AdminError {
@@ -99,6 +102,7 @@ impl AdminError {
             AdminError::MethodNotAllowed { .. } => 405,
             AdminError::Store(_) => 500,
             AdminError::StoreStopped(_) => 503,
+            AdminError::Conflict(_) => 409,
         }
     }
 
@@ -120,6 +124,7 @@ impl AdminError {
             ),
             AdminError::Store(m) => (m.clone(), "server_error", None, "store_error"),
             AdminError::StoreStopped(m) => (m.clone(), "server_error", None, "store_write_failed"),
+            AdminError::Conflict(m) => (m.clone(), "invalid_request_error", None, "conflict"),
         };
         let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
         let headers = match self {

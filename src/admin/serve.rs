@@ -27,7 +27,12 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         .client_addr()
         .and_then(|a| a.as_inet())
         .is_some_and(|a| a.ip().is_loopback());
-    match authenticate_admin(&session.req_header().headers, snap.master_key.as_ref(), loopback) {
+    match authenticate_admin(
+        &session.req_header().headers,
+        snap.master_key.as_ref(),
+        &g.governance.keys,
+        loopback,
+    ) {
         Ok(p) => s.principal = Some(p),
         Err(e) => {
             http::drain_body(session, snap.max_body_bytes).await;
@@ -79,6 +84,14 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         }
     } else if path == "/admin/model-overrides" || path.starts_with("/admin/model-overrides/") {
         overrides(g, &method, &path, &body).await
+    } else if path == "/admin/keys" || path.starts_with("/admin/keys/") {
+        let (r, change) = super::keys::keys(&g.governance, &snap.data_dir, &method, &path, &body);
+        audit_change(g, session, s, &method, &path, r.status, change);
+        r
+    } else if path == "/admin/budgets" || path.starts_with("/admin/budgets/") {
+        let (r, change) = super::keys::budgets(&g.governance, &snap.data_dir, &method, &path, &body);
+        audit_change(g, session, s, &method, &path, r.status, change);
+        r
     } else {
         let actx = AdminCtx {
             store: g.store.clone(),
@@ -92,6 +105,51 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     };
     send(session, s, resp).await;
     Ok(())
+}
+
+/// Records an admin change as an audit entry of its own: who (the key id,
+/// or `master`), what, when, from where.
+fn audit_change(
+    g: &Gateway,
+    session: &Session,
+    s: &RequestSummary,
+    method: &str,
+    path: &str,
+    status: u16,
+    change: super::keys::Change,
+) {
+    let Some(what) = change else { return };
+    let who = match &s.principal {
+        Some(crate::principal::Principal::Key(k)) => k.rec.id.clone(),
+        Some(crate::principal::Principal::Master) => "master".into(),
+        _ => "loopback".into(),
+    };
+    log::info!(target: "audit", "admin change by {who}: {what}");
+    let client = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    g.svc.recorder.record_audit(crate::record::AuditEntry {
+        request_id: s.request_id.clone(),
+        ts_ms: crate::governance::now_ms(),
+        method: method.to_string(),
+        path: path.to_string(),
+        client,
+        route: format!("admin: {what}"),
+        status,
+        upstream_status: None,
+        duration_ms: u32::try_from(s.start.elapsed().as_millis()).unwrap_or(u32::MAX),
+        ttft_ms: None,
+        error: None,
+        user_path: String::new(),
+        key_id: who,
+        request_headers: Vec::new(),
+        request_body: None,
+        response_body: None,
+        bodies_truncated: false,
+        attempts: Vec::new(),
+    });
 }
 
 /// Price lookup over this snapshot's table, for `/admin/models`.

@@ -28,6 +28,10 @@ pub struct FileConfig {
     pub(super) retention: Option<RetentionFile>,
     pub(super) audit_bodies: Option<bool>,
     pub(super) metrics_listen: Option<String>,
+    pub(super) keys: Option<Vec<super::governance::KeyFile>>,
+    pub(super) limits: Option<super::governance::LimitsFile>,
+    pub(super) budgets: Option<Vec<super::governance::BudgetFile>>,
+    pub(super) limiter: Option<super::governance::LimiterFile>,
 }
 
 /// How long history is kept (days; 0 keeps forever).

@@ -7,6 +7,7 @@
 
 mod env;
 mod file;
+pub mod governance;
 mod resilience;
 
 pub use resilience::{MemberRef, VirtualModel, MAX_CHAIN};
@@ -107,6 +108,8 @@ pub struct Snapshot {
     pub audit_bodies: bool,
     /// Separate listen address for `/metrics`, if any.
     pub metrics_listen: Option<String>,
+    /// Keys, limits, budgets and the limiter backend from the file.
+    pub governance: governance::GovernanceConfig,
 }
 
 impl Snapshot {
@@ -311,6 +314,14 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
     let pricing = Arc::new(crate::pricing::Pricing::builtin().with_overrides(overrides));
     let virtual_models = resilience::virtual_models(&file, &providers, &by_name, &aliases, &pricing, &mut errs);
     resilience::check_top(file.circuit_breaker, &mut errs);
+    let governance = governance::compile(
+        file.keys.as_deref(),
+        file.limits.as_ref(),
+        file.budgets.as_deref(),
+        file.limiter.as_ref(),
+        get("SWITCHYARD_REDIS_URL"),
+        &mut errs,
+    );
     let metrics_listen = get("SWITCHYARD_METRICS_LISTEN").or(file.metrics_listen.clone());
     if let Some(m) = &metrics_listen {
         if m.parse::<std::net::SocketAddr>().is_err() {
@@ -329,6 +340,7 @@ pub fn compile(src: &Sources) -> Result<Snapshot, Vec<ConfigError>> {
         .map(|k| k.expose());
     let scrubber = Arc::new(switchyard_filters::scrub::Scrubber::new(secrets));
     Ok(Snapshot {
+        governance,
         scrubber,
         pricing,
         virtual_models,

@@ -237,6 +237,7 @@ pub async fn run(
         (None, None) => Failure::from(GatewayError::ModelNotFound(request.model.clone())),
     };
     f.headers.extend(attempts_header(s));
+    super::govern::add_headers(s, &mut f.headers);
     Err(f)
 }
 

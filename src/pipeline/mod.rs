@@ -20,6 +20,7 @@
 //! (see `upstream.rs`).
 
 mod attempt;
+mod govern;
 mod local;
 mod plan;
 pub mod record;
@@ -164,23 +165,40 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
                 .await
                 .map_err(Failure::from)
         }
-        Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => {}
+        Endpoint::Models
+        | Endpoint::Usage
+        | Endpoint::Chat
+        | Endpoint::Embeddings
+        | Endpoint::Messages
+        | Endpoint::CountTokens => {}
     }
 
     // Principal.
-    let principal = match authenticate(&session.req_header().headers, snap.master_key.as_ref()) {
+    let gov = &g.governance;
+    let now = crate::governance::now_ms();
+    let principal = match authenticate(&session.req_header().headers, snap.master_key.as_ref(), &gov.keys, now) {
         Ok(p) => p,
         Err(e) => {
             http::drain_body(session, snap.max_body_bytes).await;
             return Err(e.into());
         }
     };
-    s.principal = Some(principal);
-    if endpoint == Endpoint::Models {
-        Box::pin(local::models(g, session, s)).await;
-        return Ok(());
+    s.principal = Some(principal.clone());
+    if let Err(e) = attribute(session, s).and_then(|()| govern::grant(&principal, endpoint, s)) {
+        http::drain_body(session, snap.max_body_bytes).await;
+        return Err(e.into());
     }
-    attribute(session, s)?;
+    match endpoint {
+        Endpoint::Models => {
+            Box::pin(local::models(g, session, s)).await;
+            return Ok(());
+        }
+        Endpoint::Usage => {
+            http::drain_body(session, snap.max_body_bytes).await;
+            return Box::pin(local::usage(g, session, s)).await;
+        }
+        _ => {}
+    }
 
     // Body, read once.
     let body = http::read_body(session, snap.max_body_bytes, snap.server.body_timeout).await?;
@@ -194,7 +212,6 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     s.model = Some(request.model.clone());
 
     // Policy stages.
-    let principal = s.principal.clone().unwrap_or(crate::principal::Principal::Anonymous);
     let subject = Subject {
         endpoint,
         principal: &principal,
@@ -229,7 +246,14 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         user_path: &s.user_path,
         headers: &session.req_header().headers,
     };
-    let plan = plan::build(&lookup, &who, &mut request)?;
+    let mut plan = plan::build(&lookup, &who, &mut request)?;
+
+    // Governance: the key's models, then limits and budgets (admission
+    // needs the first target's price).
+    if gov.active() {
+        govern::allowed_targets(&principal, &request.model, &mut plan)?;
+        govern::admit(gov, &snap, &principal, &request, &plan, s)?;
+    }
     // Boxed: the upstream exchange's futures are kilobytes, and every future
     // that holds them inline is copied when it is set up (measured: memmove
     // was the top symbol of a gateway profile).

@@ -25,6 +25,17 @@ pub fn finish(g: &Gateway, session: &Session, s: &mut RequestSummary) {
     let cost = s.price(&snap.pricing);
     g.svc.metrics.observe(&s.observation(cost.0));
     let ts = now_ms();
+    if let Some(t) = s.ticket.take() {
+        for w in &t.warnings {
+            log::warn!(target: "governance", "request {}: {w}", s.request_id);
+            g.svc.hub.publish(
+                ts,
+                &serde_json::json!({"event": "budget_warning", "request_id": s.request_id, "message": w}),
+            );
+        }
+        let tokens = s.usage.map_or(0, |u| u.input_tokens + u.output_tokens);
+        t.settle(tokens, cost.0);
+    }
     if let Some(served) = &s.served {
         let ok = s.status < 500 && s.error.as_ref().and_then(|e| e.upstream_kind()).is_none();
         let ms = u64::try_from(s.start.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -45,6 +45,7 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
     let mut headers = ex.passthrough_headers();
     headers.extend(http::header("x-switchyard-provider", &provider.name));
     headers.extend(super::attempt::attempts_header(s));
+    super::govern::add_headers(s, &mut headers);
     if let Reply::Chat {
         upstream,
         caller,

@@ -20,7 +20,7 @@ use switchyard_filters::usage::Usage;
 /// layout can be told apart from this one. Version 2 adds each usage
 /// record's attempt count (last); version 1 blocks still read, with one
 /// attempt for a routed record and none otherwise.
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 
 /// Strings longer than this are never interned: they are rare (error texts,
 /// junk model names) and would only bloat the in-memory dictionary.
@@ -389,6 +389,7 @@ pub fn encode_block<I: Interner + ?Sized>(records: &[&UsageRecord], dict: &mut I
             intern_or_inline(&mut w, dict, e);
         }
         w.varint(u64::from(r.attempts));
+        intern_or_inline(&mut w, dict, &r.key_name);
     }
     w.buf
 }
@@ -510,6 +511,8 @@ pub struct RecView<'a> {
     pub error: Option<&'a str>,
     /// See [`UsageRecord`].
     pub attempts: u32,
+    /// See [`UsageRecord`] (empty before block version 3).
+    pub key_name: &'a str,
 }
 
 impl RecView<'_> {
@@ -541,6 +544,7 @@ impl RecView<'_> {
             partial: self.partial,
             error: self.error.map(str::to_string),
             attempts: self.attempts,
+            key_name: self.key_name.to_string(),
         }
     }
 }
@@ -587,6 +591,7 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
         } else {
             u32::from(!provider.is_empty())
         };
+        let key_name = if h.version >= 3 { s(&mut r)? } else { "" };
         out.push(RecView {
             ts_ms: ts,
             request_id,
@@ -613,6 +618,7 @@ pub fn decode_block<'a, R: Resolver + ?Sized>(
             partial: flags & F_PARTIAL != 0,
             error,
             attempts,
+            key_name,
         });
     }
     if !r.is_empty() {

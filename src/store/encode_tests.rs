@@ -49,7 +49,8 @@ fn rec(id: &str, ts: u64) -> UsageRecord {
         ttft_ms: Some(120),
         user_path: "/acme/search/alice".into(),
         tags: vec![("env".into(), "prod".into()), ("app".into(), "bot".into())],
-        key_id: String::new(),
+        key_id: "key_0123456789ab".into(),
+        key_name: "checkout-app".into(),
         partial: true,
         error: None,
         attempts: 3,
@@ -182,15 +183,27 @@ fn audit_block_round_trip_and_listing_without_bodies() {
 fn version_1_usage_blocks_still_read_with_one_attempt_when_routed() {
     let mut d = D::default();
     let r = rec("r1", 5);
-    let v2 = encode_block(&[&r], &mut d);
-    assert_eq!(decode_block(&v2, &d).expect("v2").1[0].attempts, 3);
-    // The same block as version 1 wrote it: no attempt count at the end.
-    let mut v1 = v2[..v2.len() - 1].to_vec();
+    let v3 = encode_block(&[&r], &mut d);
+    assert_eq!(decode_block(&v3, &d).expect("v3").1[0].key_name, "checkout-app");
+    // Version 2 had no key name at the end (here one dictionary id byte).
+    let mut v2 = v3[..v3.len() - 1].to_vec();
+    v2[0] = 2;
+    let (h, views) = decode_block(&v2, &d).expect("v2");
+    assert_eq!((h.version, views[0].attempts, views[0].key_name), (2, 3, ""));
+    // Version 1 had no attempt count either.
+    let mut v1 = v3[..v3.len() - 2].to_vec();
     v1[0] = 1;
     let (h, views) = decode_block(&v1, &d).expect("v1");
     assert_eq!((h.version, views[0].attempts), (1, 1));
-    assert_eq!(views[0].to_record(), UsageRecord { attempts: 1, ..r });
-    v1[0] = 3;
+    assert_eq!(
+        views[0].to_record(),
+        UsageRecord {
+            attempts: 1,
+            key_name: String::new(),
+            ..r
+        }
+    );
+    v1[0] = 4;
     assert!(decode_block(&v1, &d).is_err(), "a future version is refused");
 }
 

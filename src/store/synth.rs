@@ -105,6 +105,7 @@ pub fn record(i: u64, ts_ms: u64) -> UsageRecord {
             _ => None,
         },
         // Most requests take one call; a failure may have been retried.
+        key_name: String::new(),
         attempts: if status == 200 { 1 } else { 1 + (i % 2) as u32 },
     }
 }

@@ -7,6 +7,7 @@ mod durability;
 mod edges;
 mod errors;
 mod failover;
+mod governance;
 mod hardening;
 mod integrity;
 mod local_model;
