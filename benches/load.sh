@@ -18,6 +18,8 @@
 #   MOCK_THREADS=        mock upstream worker threads (default: cores)
 #   LOAD_JSON=target/load-summary.json   where the JSON summary goes
 #   SKIP_BUILD=0         1 = use the binaries already in target/release
+#   GOVERNANCE_RUNS=1    0 = skip the third gateway (one managed key with
+#                        rpm, tpm, concurrency and a budget, all generous)
 #   RESILIENCE_RUNS=1    0 = skip the second gateway (fallbacks + circuit
 #                        breakers on healthy targets, a provider failing half
 #                        its calls, one failing all of them)
@@ -37,6 +39,7 @@ GATEWAY_THREADS=${GATEWAY_THREADS:-}
 LOAD_JSON=${LOAD_JSON:-target/load-summary.json}
 SKIP_BUILD=${SKIP_BUILD:-0}
 RESILIENCE_RUNS=${RESILIENCE_RUNS:-1}
+GOVERNANCE_RUNS=${GOVERNANCE_RUNS:-1}
 MODEL=gpt-4o-mini
 CLAUDE=claude-3-5-haiku-20241022 # routed to the mock's Anthropic endpoint
 HOLD_MS=120000
@@ -106,7 +109,7 @@ cleanup() {
     # The Pingora processes (gateway, bare) get SIGINT (fast shutdown;
     # SIGTERM would wait out the graceful period), everything else SIGTERM.
     for p in "${PIDS[@]}"; do
-        if [[ "$p" == "${GW_PID:-}" || "$p" == "${GW2_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
+        if [[ "$p" == "${GW_PID:-}" || "$p" == "${GW2_PID:-}" || "$p" == "${GW3_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
             kill -INT "$p" 2>/dev/null || true
         else
             kill "$p" 2>/dev/null || true
@@ -214,6 +217,28 @@ EOF
         { cat "$TMP/gw2.out.err" >&2; die "the second gateway did not start"; }
 fi
 
+GOV_KEY=sk-sy-load-test-key-0123456789abcdefghijklmnopqrstuvw
+if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+    log "starting a third gateway: one managed key with limits and a budget"
+    mkdir -p "$TMP/data3"
+    GOV_HASH=$(printf '%s' "$GOV_KEY" | "$GW_BIN" keys hash)
+    {
+        [[ -n "$GATEWAY_THREADS" ]] && printf 'server:\n  threads: %d\n' "$GATEWAY_THREADS"
+        cat <<EOF
+providers:
+  openai: {base_url: "http://$MOCK_ADDR/v1", api_key: k, models: [$MODEL]}
+keys:
+  - {name: load, hash: "$GOV_HASH", limits: {rpm: 100000000, tpm: 1000000000000, concurrency: 10000}, budget: {usd: 1000000000, period: month}}
+EOF
+    } >"$TMP/governed.yaml"
+    env SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/data3" SWITCHYARD_LOG=warn \
+        SWITCHYARD_CONFIG="$TMP/governed.yaml" "$GW_BIN" serve >"$TMP/gw3.out" 2>"$TMP/gw3.out.err" &
+    GW3_PID=$!
+    PIDS+=("$GW3_PID")
+    GW3_ADDR=$(wait_line "$TMP/gw3.out" "switchyard ready on" 30 "$GW3_PID" | awk '{print $4}') ||
+        { cat "$TMP/gw3.out.err" >&2; die "the third gateway did not start"; }
+fi
+
 sleep 1
 IDLE_RSS=$(rss_kib "$GW_PID")
 
@@ -254,6 +279,8 @@ write_lua "$TMP/tr_stream.lua" "$TR_STREAM_BODY"
 FLAKY_BODY=${BODY/\"model\":\"$MODEL\"/\"model\":\"flaky/$MODEL\"}
 DOWN_BODY=${BODY/\"model\":\"$MODEL\"/\"model\":\"down/$MODEL\"}
 write_lua "$TMP/flaky.lua" "$FLAKY_BODY"
+write_lua "$TMP/gov.lua" "$BODY"
+sed -i "2a wrk.headers[\"Authorization\"] = \"Bearer $GOV_KEY\"" "$TMP/gov.lua"
 write_lua "$TMP/down.lua" "$DOWN_BODY"
 printf '%s' "$STREAM_BODY" >"$TMP/stream.json"
 printf '%s' "$TR_STREAM_BODY" >"$TMP/tr_stream.json"
@@ -339,6 +366,11 @@ run_wrk warm_tr "$GW_ADDR" 2 32 "$WARM" "$TMP/tr.lua" "$GW_PID"
 if [[ "$RESILIENCE_RUNS" == 1 ]]; then
     run_wrk warm_res "$GW2_ADDR" 2 32 "$WARM" "$TMP/post.lua" "$GW2_PID"
 fi
+if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+    r=$(http "$GW3_ADDR" POST /v1/chat/completions "$BODY" || true)
+    [[ "$r" == *"invalid_api_key"* ]] || die "the governed gateway served a request without its key: $r"
+    run_wrk warm_gov "$GW3_ADDR" 2 32 "$WARM" "$TMP/gov.lua" "$GW3_PID"
+fi
 
 log "measuring, ${DURATION}s per run"
 # gw_* = same dialect (OpenAI -> OpenAI mock), tr_* = translated (OpenAI
@@ -359,6 +391,12 @@ if [[ "$RESILIENCE_RUNS" == 1 ]]; then
     run_wrk res_c32 "$GW2_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$GW2_PID"
     run_wrk flaky_c32 "$GW2_ADDR" 2 32 $((DURATION * 2)) "$TMP/flaky.lua" "$GW2_PID"
     run_wrk down_c1 "$GW2_ADDR" 1 1 "$DURATION" "$TMP/down.lua" "$GW2_PID"
+fi
+if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+    # gov_* = the same traffic with a managed key: hash lookup, grant,
+    # rpm/tpm/concurrency and a budget reserved and settled per request.
+    run_wrk gov_c1 "$GW3_ADDR" 1 1 "$DURATION" "$TMP/gov.lua" "$GW3_PID"
+    run_wrk gov_c32 "$GW3_ADDR" 2 32 "$DURATION" "$TMP/gov.lua" "$GW3_PID"
 fi
 if [[ "$STREAM_RUNS" == 1 ]]; then
     run_wrk sse_direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/stream.lua"
@@ -473,7 +511,12 @@ if [[ "$RESILIENCE_RUNS" == 1 ]]; then
     T_FO=$(pass "$FO_ADD_P50 <= 1000")
     T_FLAKY=$(pass "${R[flaky_c32.errors]} == 0")
 fi
-MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 res_c1 res_c32 flaky_c32 down_c1
+if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+    GOV_ADD_C32=$(f "${R[gov_c32.cpu_us_per_req]} - $CPU")
+    GOV_ADD_C1=$(f "${R[gov_c1.cpu_us_per_req]} - ${R[gw_c1.cpu_us_per_req]}")
+    T_GOV=$(pass "$GOV_ADD_C32 <= 3")
+fi
+MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 res_c1 res_c32 flaky_c32 down_c1 gov_c1 gov_c32
     sse_direct_c32 sse_gw_c32 sse_tr_c32)
 ERRS=0
 for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
@@ -584,6 +627,10 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
         printf '  %-4s  fallbacks + breakers  %8s x    (<= 1.02x CPU/req @c=32 on healthy targets)\n' "$T_RES_CPU" "$RES_CPU_C32"
         printf '  %-4s  failover after a 5xx  %8s us   (<= 1000 us added p50 @c=1)\n' "$T_FO" "$(sgn "$FO_ADD_P50")"
         printf '  %-4s  half the primary down %8s     (errors reaching clients: 0)\n' "$T_FLAKY" "${R[flaky_c32.errors]}"
+    fi
+    if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+        printf '  %-4s  managed key + limits  %8s us   (<= +3 us CPU/req @c=32; c=1: %s us; %s vs %s us)\n' \
+            "$T_GOV" "$(sgn "$GOV_ADD_C32")" "$(sgn "$GOV_ADD_C1")" "${R[gov_c32.cpu_us_per_req]}" "$CPU"
     fi
     ((ERRS == 0)) || echo "  WARNING: wrk reported $ERRS errors; the latency numbers include failed requests"
 }

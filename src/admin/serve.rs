@@ -78,12 +78,23 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     }
     let resp = if path == "/admin/runtime/refresh" {
         if method == "POST" {
-            refresh(g)
+            let r = refresh(g);
+            let change = (r.status < 300).then(|| "config.reload".to_string());
+            audit_change(g, session, s, &method, &path, r.status, change);
+            r
         } else {
             AdminError::MethodNotAllowed { allow: "POST" }.response()
         }
     } else if path == "/admin/model-overrides" || path.starts_with("/admin/model-overrides/") {
-        overrides(g, &method, &path, &body).await
+        let r = overrides(g, &method, &path, &body).await;
+        let change = (r.status < 300 && matches!(method.as_str(), "PUT" | "DELETE")).then(|| {
+            let name = path
+                .trim_start_matches("/admin/model-overrides")
+                .trim_start_matches('/');
+            format!("override.{} {name}", method.to_ascii_lowercase())
+        });
+        audit_change(g, session, s, &method, &path, r.status, change);
+        r
     } else if path == "/admin/keys" || path.starts_with("/admin/keys/") {
         let (r, change) = super::keys::keys(&g.governance, &snap.data_dir, &method, &path, &body);
         audit_change(g, session, s, &method, &path, r.status, change);

@@ -182,6 +182,50 @@ pub struct ManagedKey {
     pub rec: KeyRecord,
     /// Last request made with it (Unix ms; 0 never).
     pub last_used_ms: AtomicU64,
+    /// Its counters' names and scope label, made once (not per request).
+    pub names: ScopeNames,
+}
+
+/// The names of one scope's counters (`<base>:rpm`, …) and how errors name
+/// the scope ("key `app`").
+#[derive(Debug)]
+pub struct ScopeNames {
+    /// "key `name`", "user path `/acme`", …
+    pub scope: Arc<str>,
+    /// `<base>:rpm`.
+    pub rpm: Arc<str>,
+    /// `<base>:tpm`.
+    pub tpm: Arc<str>,
+    /// `<base>:concurrency`.
+    pub concurrency: Arc<str>,
+    /// `<base>:budget:usd` (keys) or `<base>:usd` (path budgets).
+    pub usd: Arc<str>,
+    /// … `:tokens`.
+    pub tokens: Arc<str>,
+    /// … `:unpriced`: tokens of models with no known price.
+    pub unpriced: Arc<str>,
+}
+
+impl ScopeNames {
+    /// Names under `base` for limits and `budget_base` for a budget.
+    pub fn new(scope: String, base: &str, budget_base: &str) -> ScopeNames {
+        let n = |b: &str, s: &str| -> Arc<str> { format!("{b}:{s}").into() };
+        ScopeNames {
+            scope: scope.into(),
+            rpm: n(base, "rpm"),
+            tpm: n(base, "tpm"),
+            concurrency: n(base, "concurrency"),
+            usd: n(budget_base, "usd"),
+            tokens: n(budget_base, "tokens"),
+            unpriced: n(budget_base, "unpriced"),
+        }
+    }
+
+    /// The names of key `rec`'s counters.
+    pub fn of_key(rec: &KeyRecord) -> ScopeNames {
+        let base = format!("key:{}", rec.id);
+        ScopeNames::new(format!("key `{}`", rec.name), &base, &format!("{base}:budget"))
+    }
 }
 
 impl ManagedKey {
@@ -300,6 +344,7 @@ impl KeyRing {
             let prev = rec.previous.as_ref().and_then(|p| parse_hash(&p.hash).ok());
             let k = Arc::new(ManagedKey {
                 last_used_ms: AtomicU64::new(last(&rec.id)),
+                names: ScopeNames::of_key(&rec),
                 rec,
             });
             if let Some(p) = prev {

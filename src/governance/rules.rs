@@ -6,7 +6,7 @@
 //! request's first target. Each (scope, limit) is one counter, named so
 //! every node of a fleet names it alike.
 
-use super::keys::{BudgetSpec, Limits, Source};
+use super::keys::{BudgetSpec, Limits, ScopeNames, Source};
 use super::meters::{Check, Kind, Reading};
 use super::{Ask, NANO};
 use serde::{Deserialize, Serialize};
@@ -92,98 +92,96 @@ impl Rules {
     }
 
     /// Every check `ask` must pass, in a fixed order (key, paths, model,
-    /// provider; limits before budgets).
+    /// provider; limits before budgets). A key's counter names are made
+    /// when the key is loaded; other scopes' when they apply.
     pub fn checks(&self, ask: &Ask<'_>) -> Vec<Check> {
         let mut out = Vec::new();
         if let Some(k) = ask.key {
-            let scope: Arc<str> = format!("key `{}`", k.rec.name).into();
-            limit_checks(
-                &mut out,
-                &format!("key:{}", k.rec.id),
-                &scope,
-                &k.rec.limits,
-                ask.tokens,
-            );
+            limit_checks(&mut out, &k.names, &k.rec.limits, ask.tokens);
             if let Some(b) = &k.rec.budget {
-                budget_checks(&mut out, &format!("key:{}:budget", k.rec.id), &scope, b, ask);
+                budget_checks(&mut out, &k.names, b, ask);
             }
         }
         for (root, l) in &self.path_limits {
             if covers(root, ask.user_path) {
-                let scope: Arc<str> = format!("user path `{root}`").into();
-                limit_checks(&mut out, &format!("path:{root}"), &scope, l, ask.tokens);
+                let base = format!("path:{root}");
+                let n = ScopeNames::new(format!("user path `{root}`"), &base, &base);
+                limit_checks(&mut out, &n, l, ask.tokens);
             }
         }
         if let Some(l) = self.model_limits.get(ask.model) {
-            let scope: Arc<str> = format!("model `{}`", ask.model).into();
-            limit_checks(&mut out, &format!("model:{}", ask.model), &scope, l, ask.tokens);
+            let base = format!("model:{}", ask.model);
+            let n = ScopeNames::new(format!("model `{}`", ask.model), &base, &base);
+            limit_checks(&mut out, &n, l, ask.tokens);
         }
-        if let Some(l) = ask.provider.and_then(|p| self.provider_limits.get(p).map(|l| (p, l))) {
-            let scope: Arc<str> = format!("provider `{}`", l.0).into();
-            limit_checks(&mut out, &format!("provider:{}", l.0), &scope, l.1, ask.tokens);
+        if let Some((p, l)) = ask.provider.and_then(|p| self.provider_limits.get(p).map(|l| (p, l))) {
+            let base = format!("provider:{p}");
+            let n = ScopeNames::new(format!("provider `{p}`"), &base, &base);
+            limit_checks(&mut out, &n, l, ask.tokens);
         }
         for b in &self.budgets {
             if covers(&b.user_path, ask.user_path) {
-                let scope: Arc<str> = format!("user path `{}`", b.user_path).into();
-                budget_checks(&mut out, &format!("budget:{}", b.id), &scope, &b.spec, ask);
+                let base = format!("budget:{}", b.id);
+                let n = ScopeNames::new(format!("user path `{}`", b.user_path), &base, &base);
+                budget_checks(&mut out, &n, &b.spec, ask);
             }
         }
         out
     }
 }
 
-fn limit_checks(out: &mut Vec<Check>, base: &str, scope: &Arc<str>, l: &Limits, tokens: i64) {
-    let mut push = |suffix: &str, kind, limit: u64, amount| {
+fn limit_checks(out: &mut Vec<Check>, n: &ScopeNames, l: &Limits, tokens: i64) {
+    let mut push = |meter: &Arc<str>, kind, limit: u64, amount| {
         out.push(Check {
-            meter: format!("{base}:{suffix}").into(),
+            meter: meter.clone(),
             kind,
             limit: i64::try_from(limit).unwrap_or(i64::MAX),
             amount,
-            scope: scope.clone(),
+            scope: n.scope.clone(),
             soft: None,
         })
     };
-    if let Some(n) = l.rpm {
-        push("rpm", Kind::Requests, n, 1);
+    if let Some(v) = l.rpm {
+        push(&n.rpm, Kind::Requests, v, 1);
     }
-    if let Some(n) = l.tpm {
-        push("tpm", Kind::Tokens, n, tokens);
+    if let Some(v) = l.tpm {
+        push(&n.tpm, Kind::Tokens, v, tokens);
     }
-    if let Some(n) = l.concurrency {
-        push("concurrency", Kind::Concurrency, n, 1);
+    if let Some(v) = l.concurrency {
+        push(&n.concurrency, Kind::Concurrency, v, 1);
     }
 }
 
 /// A budget's checks. An unpriced model is counted in tokens only (its
 /// USD cap cannot apply); the ticket's headers say so.
-fn budget_checks(out: &mut Vec<Check>, base: &str, scope: &Arc<str>, b: &BudgetSpec, ask: &Ask<'_>) {
+fn budget_checks(out: &mut Vec<Check>, n: &ScopeNames, b: &BudgetSpec, ask: &Ask<'_>) {
     if let (Some(usd), Some(nano)) = (b.usd, ask.nano_usd) {
         out.push(Check {
-            meter: format!("{base}:usd").into(),
+            meter: n.usd.clone(),
             kind: Kind::Usd(b.period),
             limit: (usd * NANO).round() as i64,
             amount: nano,
-            scope: scope.clone(),
+            scope: n.scope.clone(),
             soft: b.soft,
         });
     } else if b.usd.is_some() {
-        // A zero-limit marker check that always passes and carries the note.
+        // A check that always passes: it counts the tokens and carries the note.
         out.push(Check {
-            meter: format!("{base}:unpriced").into(),
+            meter: n.unpriced.clone(),
             kind: Kind::BudgetTokens(b.period),
             limit: i64::MAX,
             amount: 0,
-            scope: scope.clone(),
+            scope: n.scope.clone(),
             soft: None,
         });
     }
     if let Some(t) = b.tokens {
         out.push(Check {
-            meter: format!("{base}:tokens").into(),
+            meter: n.tokens.clone(),
             kind: Kind::BudgetTokens(b.period),
             limit: i64::try_from(t).unwrap_or(i64::MAX),
             amount: ask.tokens,
-            scope: scope.clone(),
+            scope: n.scope.clone(),
             soft: b.soft,
         });
     }

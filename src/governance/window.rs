@@ -97,9 +97,20 @@ impl Window {
         0
     }
 
-    /// Milliseconds until every count has left the window.
+    /// Milliseconds until every count has left the window: when the
+    /// newest non-empty bucket leaves (no allocation: every admitted
+    /// request's reset header is this).
     pub fn ms_until_empty(&self, now_ms: u64) -> u64 {
-        self.ms_until_at_most(now_ms, 0)
+        let b = self.bucket_of(now_ms);
+        self.slots
+            .iter()
+            .zip(&self.counts)
+            .filter(|(s, c)| **c != 0 && self.live(**s, b))
+            .map(|(s, _)| *s)
+            .max()
+            .map_or(0, |newest| {
+                ((newest + BUCKETS as u64) * self.width_ms).saturating_sub(now_ms)
+            })
     }
 }
 

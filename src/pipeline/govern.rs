@@ -10,7 +10,6 @@ use crate::error::GatewayError;
 use crate::governance::{Ask, Governance};
 use crate::principal::Principal;
 use crate::summary::RequestSummary;
-use switchyard_filters::attribution::parse_user_path;
 
 /// Applies a managed key's grant to the request head: the endpoint must be
 /// allowed, the attribution header may only narrow the key's user path
@@ -27,7 +26,8 @@ pub fn grant(p: &Principal, endpoint: Endpoint, s: &mut RequestSummary) -> Resul
     }
     if !rec.user_path.is_empty() {
         if s.user_path.is_empty() {
-            s.user_path = parse_user_path(&rec.user_path).unwrap_or_else(|_| rec.user_path.clone());
+            // Validated when the key was made.
+            s.user_path.clone_from(&rec.user_path);
         } else if !crate::governance::rules::covers(&rec.user_path, &s.user_path) {
             return Err(GatewayError::Forbidden {
                 message: format!(
