@@ -366,7 +366,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     known_labels(&metrics, &snap);
     let pid_file = snap.server.pid_file.clone();
     let governance = Arc::new(governance::Governance::default());
-    governance.configure_from(&snap);
+    governance.configure(snap.governance.keys.clone(), snap.governance.rules.clone());
     let spend = match governance.load(&snap.data_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -391,7 +391,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
             if ok {
                 let snap = reload_live.snapshot();
                 known_labels(&reload_metrics, &snap);
-                reload_gov.configure_from(&snap);
+                reload_gov.configure(snap.governance.keys.clone(), snap.governance.rules.clone());
             }
         }),
     ));

@@ -160,11 +160,21 @@ impl Meters {
     pub fn admit(&self, checks: &[Check], now: u64) -> Admit {
         let mut map = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut readings = Vec::with_capacity(checks.len());
+        // One lookup per check: each is taken as it passes, and what was
+        // taken is given back if a later one refuses.
         for (i, c) in checks.iter().enumerate() {
-            let slot = map.get(&c.meter);
-            let (used, reserved) = slot.map_or((0, 0), |s| (s.used(c.kind, now), s.reserved));
+            if !map.contains_key(&*c.meter) {
+                map.insert(c.meter.clone(), Slot::new(c.kind));
+            }
+            let Some(slot) = map.get_mut(&*c.meter) else { continue };
+            let (used, reserved) = (slot.used(c.kind, now), slot.reserved);
             if !decide(c.kind, c.limit, c.amount, used, reserved) {
-                let reset_ms = slot.map_or(1000, |s| room_in(s, c, now));
+                let reset_ms = room_in(slot, c, now);
+                for taken in &checks[..i] {
+                    if let Some(s) = map.get_mut(&*taken.meter) {
+                        take(s, taken, now, -1);
+                    }
+                }
                 return Admit::No(
                     i,
                     Reading {
@@ -174,25 +184,19 @@ impl Meters {
                     },
                 );
             }
-            readings.push(Reading {
-                used,
-                reserved,
-                reset_ms: 0,
-            });
-        }
-        for (c, r) in checks.iter().zip(readings.iter_mut()) {
-            let slot = map.entry(c.meter.clone()).or_insert_with(|| Slot::new(c.kind));
-            match c.kind {
-                Kind::Requests | Kind::Tokens | Kind::Concurrency => slot.add_used(c.kind, now, now, c.amount),
-                Kind::Usd(_) | Kind::BudgetTokens(_) => slot.reserved += c.amount,
-            }
-            r.reset_ms = match &slot.meter {
+            take(slot, c, now, 1);
+            let reset_ms = match &slot.meter {
                 Meter::Window(w) => w.ms_until_empty(now),
                 Meter::Gauge(_) => 0,
                 Meter::Calendar { .. } => period_of(c.kind)
                     .and_then(|p| p.bounds(now))
                     .map_or(0, |(_, end)| end - now),
             };
+            readings.push(Reading {
+                used,
+                reserved,
+                reset_ms,
+            });
         }
         Admit::Yes(readings)
     }
@@ -251,6 +255,14 @@ impl Meters {
             dirty: false,
         });
         slot.meter = state;
+    }
+}
+
+/// Takes (`sign` 1) or gives back (-1) what check `c` claims of `slot`.
+fn take(slot: &mut Slot, c: &Check, now: u64, sign: i64) {
+    match c.kind {
+        Kind::Requests | Kind::Tokens | Kind::Concurrency => slot.add_used(c.kind, now, now, sign * c.amount),
+        Kind::Usd(_) | Kind::BudgetTokens(_) => slot.reserved += sign * c.amount,
     }
 }
 

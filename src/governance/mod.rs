@@ -26,6 +26,10 @@ use meters::{Admit, Check, Kind, Meters, Reading};
 use rules::Rules;
 use std::sync::Arc;
 
+/// Response headers (the same shape as `crate::http::Headers`, named here
+/// so this module needs nothing from the HTTP side).
+pub type Headers = Vec<(http::HeaderName, http::HeaderValue)>;
+
 /// Nano-USD per USD: budgets count integers.
 pub const NANO: f64 = 1e9;
 
@@ -75,7 +79,7 @@ pub struct Ticket {
     at_ms: u64,
     settled: bool,
     /// Response headers: OpenAI's rate-limit headers, budget warnings.
-    pub headers: crate::http::Headers,
+    pub headers: Headers,
     /// Soft-threshold warnings crossed (for the live log).
     pub warnings: Vec<String>,
 }
@@ -294,11 +298,6 @@ pub fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Val
 }
 
 impl Governance {
-    /// Installs what the snapshot declares (start and every reload).
-    pub fn configure_from(&self, snap: &crate::config::Snapshot) {
-        self.configure(snap.governance.keys.clone(), snap.governance.rules.clone());
-    }
-
     /// Loads the admin API's keys and budgets and the spend counters from
     /// `dir` (start-up, before requests). A damaged file is an error: the
     /// gateway must not start without keys it issued or with spend reset.

@@ -187,6 +187,13 @@ fn budget_checks(out: &mut Vec<Check>, n: &ScopeNames, b: &BudgetSpec, ask: &Ask
     }
 }
 
+fn header(name: &'static str, value: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
+    Some((
+        http::HeaderName::from_static(name),
+        http::HeaderValue::from_str(value).ok()?,
+    ))
+}
+
 /// Go-style durations, as OpenAI's reset headers write them (`20ms`,
 /// `1.5s`, `6m0s`).
 pub fn fmt_reset(ms: u64) -> String {
@@ -194,11 +201,12 @@ pub fn fmt_reset(ms: u64) -> String {
         return format!("{ms}ms");
     }
     let (m, rest) = (ms / 60_000, ms % 60_000);
+    // Integer arithmetic only: this runs for every limited answer.
     let secs = if rest % 1000 == 0 {
         format!("{}s", rest / 1000)
     } else {
-        let s = format!("{:.3}", rest as f64 / 1000.0);
-        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+        let frac = format!("{:03}", rest % 1000);
+        format!("{}.{}s", rest / 1000, frac.trim_end_matches('0'))
     };
     if m > 0 {
         format!("{m}m{secs}")
@@ -211,7 +219,7 @@ pub fn fmt_reset(ms: u64) -> String {
 /// for requests and for tokens (the tightest scope's numbers), budget
 /// warnings past a soft threshold, and a note when a USD budget could not
 /// price the model. Also returns the warnings for the live log.
-pub fn headers(checks: &[Check], readings: &[Reading]) -> (crate::http::Headers, Vec<String>) {
+pub fn headers(checks: &[Check], readings: &[Reading]) -> (super::Headers, Vec<String>) {
     let mut h = Vec::new();
     let mut warnings = Vec::new();
     type Names = [&'static str; 3];
@@ -233,14 +241,23 @@ pub fn headers(checks: &[Check], readings: &[Reading]) -> (crate::http::Headers,
             .min_by_key(|(c, r)| c.limit - r.used - c.amount);
         if let Some((c, r)) = best {
             let remaining = (c.limit - r.used - c.amount).max(0);
-            h.extend(crate::http::header(names[0], &c.limit.to_string()));
-            h.extend(crate::http::header(names[1], &remaining.to_string()));
-            h.extend(crate::http::header(names[2], &fmt_reset(r.reset_ms)));
+            // Numbers straight into header values (one allocation each).
+            h.push((
+                http::HeaderName::from_static(names[0]),
+                http::HeaderValue::from(c.limit),
+            ));
+            h.push((
+                http::HeaderName::from_static(names[1]),
+                http::HeaderValue::from(remaining),
+            ));
+            if let Ok(v) = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(fmt_reset(r.reset_ms))) {
+                h.push((http::HeaderName::from_static(names[2]), v));
+            }
         }
     }
     for (c, r) in checks.iter().zip(readings) {
         if c.meter.ends_with(":unpriced") {
-            h.extend(crate::http::header(
+            h.extend(header(
                 "x-switchyard-budget-note",
                 &format!(
                     "the model has no known price: the USD budget of {} counts nothing for it",
@@ -262,7 +279,7 @@ pub fn headers(checks: &[Check], readings: &[Reading]) -> (crate::http::Headers,
                 c.scope,
                 (frac * 100.0).min(999.0)
             );
-            h.extend(crate::http::header("x-switchyard-budget-warning", &w));
+            h.extend(header("x-switchyard-budget-warning", &w));
             warnings.push(w);
         }
     }
