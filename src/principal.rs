@@ -115,14 +115,17 @@ pub fn authenticate_admin(
     keys: &KeyRing,
     from_loopback: bool,
 ) -> Result<Principal, GatewayError> {
-    // A managed key with `admin: true` is as good as the master key.
-    if let Some(k) = presented_key(headers).filter(|k| k.starts_with(crate::governance::keys::PREFIX)) {
+    // A managed key with `admin: true` is as good as the master key (a
+    // presented key no managed key matches may still be the master key).
+    if let Some(k) = presented_key(headers) {
         let now = crate::governance::now_ms();
-        return match keys.find(k, now) {
-            Some(key) if key.rec.admin && key.rec.refusal(now).is_none() => Ok(Principal::Key(key)),
-            Some(_) => Err(GatewayError::Unauthorized("This API key may not use the admin API")),
-            None => Err(GatewayError::Unauthorized("Invalid admin key")),
-        };
+        if let Some(key) = keys.find(k, now) {
+            return if key.rec.admin && key.rec.refusal(now).is_none() {
+                Ok(Principal::Key(key))
+            } else {
+                Err(GatewayError::Unauthorized("This API key may not use the admin API"))
+            };
+        }
     }
     match master {
         Some(m) => match presented_key(headers) {
@@ -211,6 +214,12 @@ mod tests {
         );
         // Not an admin key.
         assert!(authenticate_admin(&with("sk-sy-good"), None, &ring, true).is_err());
+        // A master key that looks like a managed one still opens the admin API.
+        let m = Secret::new("sk-sy-master");
+        assert_eq!(
+            authenticate_admin(&with("sk-sy-master"), Some(&m), &ring, false),
+            Ok(Principal::Master)
+        );
     }
 
     #[test]

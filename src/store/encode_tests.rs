@@ -180,7 +180,7 @@ fn audit_block_round_trip_and_listing_without_bodies() {
 }
 
 #[test]
-fn version_1_usage_blocks_still_read_with_one_attempt_when_routed() {
+fn older_usage_blocks_still_read_without_key_names_and_attempt_counts() {
     let mut d = D::default();
     let r = rec("r1", 5);
     let v3 = encode_block(&[&r], &mut d);

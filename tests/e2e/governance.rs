@@ -159,6 +159,17 @@ async fn a_key_may_use_only_its_models_and_endpoints() {
         ids.contains(&"openai/gpt-4o-mini") && !ids.iter().any(|i| i.contains("gpt-4o") && !i.contains("mini")),
         "{ids:?}"
     );
+    // Only a key made with `admin: true` may use the admin API.
+    let (_, ops) = create_key(&gw, json!({"name": "ops", "admin": true})).await;
+    for (k, want) in [(&key, 401), (&ops, 200)] {
+        let r = reqwest::Client::new()
+            .get(format!("{}/admin/keys", gw.base_url))
+            .bearer_auth(k)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), want);
+    }
 }
 
 #[tokio::test]
