@@ -184,6 +184,18 @@ impl GatewayError {
         }
     }
 
+    /// Seconds the caller should wait before trying again, for the errors
+    /// the gateway itself answers with a `Retry-After` (an open circuit, a
+    /// rate limit, a spent budget).
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            GatewayError::CircuitOpen { retry_after_s, .. }
+            | GatewayError::RateLimited { retry_after_s, .. }
+            | GatewayError::BudgetExceeded { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+
     /// The kind of provider failure, for `switchyard_upstream_errors_total`;
     /// `None` when the provider is not to blame.
     pub fn upstream_kind(&self) -> Option<&'static str> {

@@ -176,24 +176,11 @@ mod tests {
 
     #[test]
     fn managed_keys_authenticate_until_disabled_or_expired_and_close_the_open_api() {
-        use crate::governance::keys::{hash_secret, KeyRecord, Limits, Source};
+        use crate::governance::keys::{hash_secret, KeyRecord, Source};
         let rec = |disabled, expires| KeyRecord {
-            id: "key_1".into(),
-            name: "app".into(),
-            hash: hash_secret("sk-sy-good"),
-            hint: String::new(),
-            user_path: String::new(),
-            tags: vec![],
-            models: vec![],
-            endpoints: vec![],
             expires_at_ms: expires,
             disabled,
-            admin: false,
-            created_ms: 0,
-            limits: Limits::default(),
-            budget: None,
-            previous: None,
-            source: Source::Admin,
+            ..KeyRecord::new("key_1".into(), "app".into(), hash_secret("sk-sy-good"), Source::Admin)
         };
         let ring = KeyRing::default();
         ring.set(vec![rec(false, Some(100))]);

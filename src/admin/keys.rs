@@ -150,12 +150,14 @@ fn hint(secret: &str) -> String {
     secret[secret.len().saturating_sub(4)..].to_string()
 }
 
+/// An answer and its change, or the error's answer and no change.
+fn answer(r: Result<(AdminResponse, Change), AdminError>) -> (AdminResponse, Change) {
+    r.unwrap_or_else(|e| (e.response(), None))
+}
+
 /// `/admin/keys[/{id}[/rotate]]`.
 pub fn keys(gov: &Governance, dir: &Path, method: &str, path: &str, body: &[u8]) -> (AdminResponse, Change) {
-    match keys_inner(gov, dir, method, path, body) {
-        Ok(r) => r,
-        Err(e) => (e.response(), None),
-    }
+    answer(keys_inner(gov, dir, method, path, body))
 }
 
 fn keys_inner(
@@ -168,21 +170,13 @@ fn keys_inner(
     let rest = path.strip_prefix("/admin/keys").unwrap_or("");
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     let now = now_ms();
-    let last = |id: &str| {
-        gov.keys
-            .all()
-            .iter()
-            .find(|k| k.rec.id == id)
-            .map_or(0, |k| k.last_used_ms.load(std::sync::atomic::Ordering::Relaxed))
-    };
     let all = gov.keys.all();
+    let used = |k: &crate::governance::keys::ManagedKey| k.last_used_ms.load(std::sync::atomic::Ordering::Relaxed);
+    let last = |id: &str| all.iter().find(|k| k.rec.id == id).map_or(0, |k| used(k));
     let find = |id: &str| all.iter().find(|k| k.rec.id == id).map(|k| k.rec.clone());
     match (method, parts.as_slice()) {
         ("GET", []) => {
-            let data: Vec<Value> = all
-                .iter()
-                .map(|k| key_view(&k.rec, k.last_used_ms.load(std::sync::atomic::Ordering::Relaxed)))
-                .collect();
+            let data: Vec<Value> = all.iter().map(|k| key_view(&k.rec, used(k))).collect();
             Ok((AdminResponse::ok(&json!({"object": "list", "data": data})), None))
         }
         ("POST", []) => {
@@ -192,22 +186,14 @@ fn keys_inner(
             }
             let secret = new_secret_or_500()?;
             let mut rec = KeyRecord {
-                id: new_id().map_err(AdminError::Store)?,
-                name: String::new(),
-                hash: hash_secret(&secret),
                 hint: hint(&secret),
-                user_path: String::new(),
-                tags: vec![],
-                models: vec![],
-                endpoints: vec![],
-                expires_at_ms: None,
-                disabled: false,
-                admin: false,
                 created_ms: now,
-                limits: Limits::default(),
-                budget: None,
-                previous: None,
-                source: Source::Admin,
+                ..KeyRecord::new(
+                    new_id().map_err(AdminError::Store)?,
+                    String::new(),
+                    hash_secret(&secret),
+                    Source::Admin,
+                )
             };
             apply(&mut rec, b)?;
             let mut list = gov.admin_keys();
@@ -216,14 +202,7 @@ fn keys_inner(
             let mut v = key_view(&rec, 0);
             v["key"] = json!(secret);
             let change = format!("key.create {} ({})", rec.id, rec.name);
-            Ok((
-                AdminResponse {
-                    status: 201,
-                    body: v.to_string().into_bytes(),
-                    headers: Vec::new(),
-                },
-                Some(change),
-            ))
+            Ok((AdminResponse::created(&v), Some(change)))
         }
         ("GET", [id]) => {
             let rec = find(id).ok_or_else(|| AdminError::NotFound(format!("no key `{id}`")))?;
@@ -311,8 +290,9 @@ struct BudgetBody {
 fn budget_view(gov: &Governance, b: &PathBudget, now: u64) -> Value {
     use crate::governance::meters::Kind;
     let m = gov.meters();
-    let (usd, usd_res) = m.read(&b.usd_meter(), Kind::Usd(b.spec.period), now);
-    let (tok, tok_res) = m.read(&b.tokens_meter(), Kind::BudgetTokens(b.spec.period), now);
+    let n = b.names();
+    let (usd, usd_res) = m.read(&n.usd, Kind::Usd(b.spec.period), now);
+    let (tok, tok_res) = m.read(&n.tokens, Kind::BudgetTokens(b.spec.period), now);
     let mut v = serde_json::to_value(b).unwrap_or(Value::Null);
     v["object"] = json!("budget");
     v["spent_usd"] = json!(usd as f64 / crate::governance::NANO);
@@ -325,10 +305,7 @@ fn budget_view(gov: &Governance, b: &PathBudget, now: u64) -> Value {
 
 /// `/admin/budgets[/{id}]`.
 pub fn budgets(gov: &Governance, dir: &Path, method: &str, path: &str, body: &[u8]) -> (AdminResponse, Change) {
-    match budgets_inner(gov, dir, method, path, body) {
-        Ok(r) => r,
-        Err(e) => (e.response(), None),
-    }
+    answer(budgets_inner(gov, dir, method, path, body))
 }
 
 fn budgets_inner(
@@ -387,14 +364,7 @@ fn budgets_inner(
             commit(gov, dir, gov.admin_keys(), list)?;
             let change = format!("budget.create {} ({} per {})", b.id, b.user_path, b.spec.period.label());
             let v = budget_view(gov, &b, now);
-            Ok((
-                AdminResponse {
-                    status: 201,
-                    body: v.to_string().into_bytes(),
-                    headers: Vec::new(),
-                },
-                Some(change),
-            ))
+            Ok((AdminResponse::created(&v), Some(change)))
         }
         ("GET", [id]) => {
             let b = rules

@@ -57,6 +57,14 @@ pub struct AdminResponse {
 }
 
 impl AdminResponse {
+    /// 201 with a JSON value (an item was created).
+    pub fn created(v: &Value) -> AdminResponse {
+        AdminResponse {
+            status: 201,
+            ..AdminResponse::ok(v)
+        }
+    }
+
     /// 200 with a JSON value.
     pub fn ok(v: &Value) -> AdminResponse {
         AdminResponse {

@@ -4,7 +4,7 @@
 //! its path (`keys[2].hash`).
 
 use super::{err, ConfigError};
-use crate::governance::keys::{parse_hash, BudgetSpec, KeyRecord, Limits, Source};
+use crate::governance::keys::{hex, parse_hash, BudgetSpec, KeyRecord, Limits, Source};
 use crate::governance::rules::{PathBudget, Rules};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -166,16 +166,8 @@ pub(super) fn compile(
             }
         };
         // The same id on every node: derived from the hash.
-        let id = k.id.clone().unwrap_or_else(|| {
-            digest[..6]
-                .iter()
-                .fold(String::from("key_"), |s, b| s + &format!("{b:02x}"))
-        });
+        let id = k.id.clone().unwrap_or_else(|| format!("key_{}", hex(&digest[..6])));
         out_keys.push(KeyRecord {
-            id,
-            name: k.name.clone(),
-            hash: k.hash.clone(),
-            hint: String::new(),
             user_path: k.user_path.clone().unwrap_or_default(),
             tags: k.tags.clone().unwrap_or_default().into_iter().collect(),
             models: k.models.clone().unwrap_or_default(),
@@ -183,11 +175,9 @@ pub(super) fn compile(
             expires_at_ms,
             disabled: k.disabled.unwrap_or(false),
             admin: k.admin.unwrap_or(false),
-            created_ms: 0,
             limits: k.limits.unwrap_or_default(),
             budget: k.budget.clone(),
-            previous: None,
-            source: Source::Config,
+            ..KeyRecord::new(id, k.name.clone(), k.hash.clone(), Source::Config)
         });
     }
     let mut rules = Rules::default();

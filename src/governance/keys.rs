@@ -153,6 +153,29 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// A key with every optional field empty: no limits, no budget, all
+    /// models and endpoints, no expiry.
+    pub fn new(id: String, name: String, hash: String, source: Source) -> KeyRecord {
+        KeyRecord {
+            id,
+            name,
+            hash,
+            hint: String::new(),
+            user_path: String::new(),
+            tags: Vec::new(),
+            models: Vec::new(),
+            endpoints: Vec::new(),
+            expires_at_ms: None,
+            disabled: false,
+            admin: false,
+            created_ms: 0,
+            limits: Limits::default(),
+            budget: None,
+            previous: None,
+            source,
+        }
+    }
+
     /// Whether requests made now with it are refused, and why.
     pub fn refusal(&self, now_ms: u64) -> Option<&'static str> {
         if self.disabled {
@@ -297,7 +320,8 @@ pub fn parse_hash(h: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of `b` (ids derived from digests, hashes).
+pub fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
     b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
         let _ = write!(s, "{x:02x}");
@@ -332,12 +356,13 @@ impl KeyRing {
     /// last-used time. Records whose hash does not parse are skipped (config
     /// validation reports them).
     pub fn set(&self, records: Vec<KeyRecord>) {
-        let old = self.by_hash.load();
-        let last = |id: &str| {
-            old.values()
-                .find(|k| k.rec.id == id)
-                .map_or(0, |k| k.last_used_ms.load(Ordering::Relaxed))
-        };
+        let old: HashMap<String, u64> = self
+            .by_hash
+            .load()
+            .values()
+            .map(|k| (k.rec.id.clone(), k.last_used_ms.load(Ordering::Relaxed)))
+            .collect();
+        let last = |id: &str| old.get(id).copied().unwrap_or(0);
         let mut map = HashMap::with_capacity(records.len());
         for rec in records {
             let Ok(h) = parse_hash(&rec.hash) else { continue };
@@ -404,24 +429,7 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, secret: &str) -> KeyRecord {
-        KeyRecord {
-            id: id.into(),
-            name: id.into(),
-            hash: hash_secret(secret),
-            hint: String::new(),
-            user_path: String::new(),
-            tags: vec![],
-            models: vec![],
-            endpoints: vec![],
-            expires_at_ms: None,
-            disabled: false,
-            admin: false,
-            created_ms: 0,
-            limits: Limits::default(),
-            budget: None,
-            previous: None,
-            source: Source::Admin,
-        }
+        KeyRecord::new(id.into(), id.into(), hash_secret(secret), Source::Admin)
     }
 
     #[test]

@@ -249,12 +249,14 @@ impl Meters {
     /// Restores a persisted budget counter (at start-up, before requests).
     pub fn restore(&self, meter: Arc<str>, state: Meter) {
         let mut map = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let slot = map.entry(meter).or_insert(Slot {
-            meter: state.clone(),
-            reserved: 0,
-            dirty: false,
-        });
-        slot.meter = state;
+        map.insert(
+            meter,
+            Slot {
+                meter: state,
+                reserved: 0,
+                dirty: false,
+            },
+        );
     }
 }
 

@@ -253,16 +253,16 @@ pub fn now_ms() -> u64 {
 pub fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Value {
     use serde_json::json;
     let m = gov.meters();
-    let id = &k.rec.id;
+    let (id, n) = (&k.rec.id, &k.names);
     let mut limits = serde_json::Map::new();
     let l = &k.rec.limits;
-    for (name, limit, kind) in [
-        ("rpm", l.rpm, Kind::Requests),
-        ("tpm", l.tpm, Kind::Tokens),
-        ("concurrency", l.concurrency, Kind::Concurrency),
+    for (name, limit, kind, meter) in [
+        ("rpm", l.rpm, Kind::Requests, &n.rpm),
+        ("tpm", l.tpm, Kind::Tokens, &n.tpm),
+        ("concurrency", l.concurrency, Kind::Concurrency, &n.concurrency),
     ] {
         if let Some(limit) = limit {
-            let (used, _) = m.read(&format!("key:{id}:{name}"), kind, now);
+            let (used, _) = m.read(meter, kind, now);
             let used = u64::try_from(used).unwrap_or(0);
             limits.insert(
                 name.into(),
@@ -277,9 +277,9 @@ pub fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Val
         "budget": null,
     });
     if let Some(b) = &k.rec.budget {
-        let (usd_used, usd_res) = m.read(&format!("key:{id}:budget:usd"), Kind::Usd(b.period), now);
-        let (tok_used, tok_res) = m.read(&format!("key:{id}:budget:tokens"), Kind::BudgetTokens(b.period), now);
-        let (unpriced, _) = m.read(&format!("key:{id}:budget:unpriced"), Kind::BudgetTokens(b.period), now);
+        let (usd_used, usd_res) = m.read(&n.usd, Kind::Usd(b.period), now);
+        let (tok_used, tok_res) = m.read(&n.tokens, Kind::BudgetTokens(b.period), now);
+        let (unpriced, _) = m.read(&n.unpriced, Kind::BudgetTokens(b.period), now);
         let resets = b.period.bounds(now).map(|(_, end)| (end - now).div_ceil(1000));
         out["period"] = json!(b.period.label());
         out["spend_usd"] = json!(usd_used as f64 / NANO);

@@ -34,10 +34,7 @@ impl PathBudget {
             &ring::digest::SHA256,
             format!("{user_path}\u{1f}{}", spec.period.label()).as_bytes(),
         );
-        let id = d.as_ref()[..6].iter().fold(String::from("bud_"), |mut s, b| {
-            s.push_str(&format!("{b:02x}"));
-            s
-        });
+        let id = format!("bud_{}", super::keys::hex(&d.as_ref()[..6]));
         PathBudget {
             id,
             user_path,
@@ -46,14 +43,10 @@ impl PathBudget {
         }
     }
 
-    /// The counter of its USD spend.
-    pub fn usd_meter(&self) -> String {
-        format!("budget:{}:usd", self.id)
-    }
-
-    /// The counter of its token spend.
-    pub fn tokens_meter(&self) -> String {
-        format!("budget:{}:tokens", self.id)
+    /// Its counters' names (`budget:<id>:usd`, …) and how errors name it.
+    pub fn names(&self) -> ScopeNames {
+        let base = format!("budget:{}", self.id);
+        ScopeNames::new(format!("user path `{}`", self.user_path), &base, &base)
     }
 }
 
@@ -121,9 +114,7 @@ impl Rules {
         }
         for b in &self.budgets {
             if covers(&b.user_path, ask.user_path) {
-                let base = format!("budget:{}", b.id);
-                let n = ScopeNames::new(format!("user path `{}`", b.user_path), &base, &base);
-                budget_checks(&mut out, &n, &b.spec, ask);
+                budget_checks(&mut out, &b.names(), &b.spec, ask);
             }
         }
         out

@@ -223,16 +223,11 @@ pub async fn run(
     let mut f = match (last, open_for) {
         (Some(f), _) => f,
         (None, Some(ms)) => {
-            let secs = ms.div_ceil(1000).max(1);
-            Failure {
-                error: GatewayError::CircuitOpen {
-                    model: request.model.clone(),
-                    retry_after_s: secs,
-                },
-                headers: crate::http::header("retry-after", &secs.to_string())
-                    .into_iter()
-                    .collect(),
-            }
+            // `pipeline::run` adds its `Retry-After`.
+            Failure::from(GatewayError::CircuitOpen {
+                model: request.model.clone(),
+                retry_after_s: ms.div_ceil(1000).max(1),
+            })
         }
         (None, None) => Failure::from(GatewayError::ModelNotFound(request.model.clone())),
     };

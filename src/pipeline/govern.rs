@@ -111,22 +111,9 @@ pub fn admit(
         tokens: i64::try_from(input + max_out).unwrap_or(i64::MAX),
         nano_usd,
     };
-    match gov.admit(&ask) {
-        Ok(t) => {
-            s.ticket = t;
-            Ok(())
-        }
-        Err(e) => {
-            let mut f = Failure::from(e);
-            if let GatewayError::RateLimited { retry_after_s, .. }
-            | GatewayError::BudgetExceeded { retry_after_s, .. } = &f.error
-            {
-                f.headers
-                    .extend(crate::http::header("retry-after", &retry_after_s.to_string()));
-            }
-            Err(f)
-        }
-    }
+    // A refusal's `Retry-After` is added where every error is answered.
+    s.ticket = gov.admit(&ask)?;
+    Ok(())
 }
 
 /// The admitted request's headers, added to its answer: OpenAI's rate-limit

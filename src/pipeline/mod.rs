@@ -126,6 +126,13 @@ pub async fn run(g: &Gateway, session: &mut Session, s: &mut RequestSummary) {
     if let Err(mut f) = lifecycle(g, session, s).await {
         // Provider text may quote the credential it was sent.
         f.error.scrub(&g.live.snapshot().scrubber);
+        // The gateway's own refusals say when to come back (a provider's
+        // `retry-after`, passed through, wins).
+        if let Some(secs) = f.error.retry_after_s() {
+            if !f.headers.iter().any(|(k, _)| k == "retry-after") {
+                f.headers.extend(http::header("retry-after", &secs.to_string()));
+            }
+        }
         if s.status == 0 {
             http::respond_error(session, s, &f.error, &f.headers).await;
         }

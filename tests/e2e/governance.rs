@@ -58,6 +58,14 @@ async fn call(gw: &Gateway, key: &str, path: &str, body: Value) -> reqwest::Resp
         .expect("send")
 }
 
+/// The status of a chat request for `model` made with `key`.
+async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
+    call(gw, key, "/v1/chat/completions", chat(model))
+        .await
+        .status()
+        .as_u16()
+}
+
 fn chat(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
 }
@@ -125,12 +133,7 @@ async fn a_key_may_use_only_its_models_and_endpoints() {
         json!({"name": "mini-only", "models": ["openai/gpt-4o-mini"], "endpoints": ["chat", "models"]}),
     )
     .await;
-    assert_eq!(
-        call(&gw, &key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &key, "gpt-4o-mini").await, 200);
     let r = call(&gw, &key, "/v1/chat/completions", chat("gpt-4o")).await;
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.expect("json");
@@ -177,12 +180,7 @@ async fn revoked_disabled_and_rotated_keys_change_at_once() {
     let mock = MockUpstream::openai().await;
     let gw = gateway(&mock, None).await;
     let (id, key) = create_key(&gw, json!({"name": "short-lived"})).await;
-    assert_eq!(
-        call(&gw, &key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &key, "gpt-4o-mini").await, 200);
     // Disabled: refused on the very next request.
     let (s, v) = admin(
         &gw,
@@ -206,12 +204,7 @@ async fn revoked_disabled_and_rotated_keys_change_at_once() {
         Some(json!({"disabled": false})),
     )
     .await;
-    assert_eq!(
-        call(&gw, &key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &key, "gpt-4o-mini").await, 200);
     // Rotated with a grace period: both secrets work; without one, only the new.
     let (s, v) = admin(
         &gw,
@@ -223,51 +216,21 @@ async fn revoked_disabled_and_rotated_keys_change_at_once() {
     assert_eq!(s, 200, "{v}");
     let new_key = v["key"].as_str().expect("new secret").to_string();
     assert_ne!(new_key, key);
-    assert_eq!(
-        call(&gw, &key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        call(&gw, &new_key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &key, "gpt-4o-mini").await, 200);
+    assert_eq!(chat_status(&gw, &new_key, "gpt-4o-mini").await, 200);
     let (_, v) = admin(&gw, reqwest::Method::POST, &format!("/admin/keys/{id}/rotate"), None).await;
     let newest = v["key"].as_str().expect("newest").to_string();
-    assert_eq!(
-        call(&gw, &new_key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        401
-    );
-    assert_eq!(
-        call(&gw, &newest, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &new_key, "gpt-4o-mini").await, 401);
+    assert_eq!(chat_status(&gw, &newest, "gpt-4o-mini").await, 200);
     // Revoked.
     let (s, _) = admin(&gw, reqwest::Method::DELETE, &format!("/admin/keys/{id}"), None).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        call(&gw, &newest, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(chat_status(&gw, &newest, "gpt-4o-mini").await, 401);
     let (s, _) = admin(&gw, reqwest::Method::GET, &format!("/admin/keys/{id}"), None).await;
     assert_eq!(s, 404);
     // Expired keys are refused too.
     let (_, old) = create_key(&gw, json!({"name": "expired", "expires_at": "2020-01-01"})).await;
-    assert_eq!(
-        call(&gw, &old, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(chat_status(&gw, &old, "gpt-4o-mini").await, 401);
 }
 
 #[tokio::test]
@@ -277,12 +240,7 @@ async fn a_tiny_budget_is_spent_then_refused_and_stays_spent_after_a_restart() {
     let yaml = "prices:\n  openai/gpt-4o-mini: {input: 1000, output: 1000}\n";
     let mut gw = gateway(&mock, Some(yaml)).await;
     let (_, key) = create_key(&gw, json!({"name": "tiny", "budget": {"usd": 0.001, "period": "day"}})).await;
-    assert_eq!(
-        call(&gw, &key, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &key, "gpt-4o-mini").await, 200);
     // Spend is settled when the request's record is made (after its last
     // byte); the flush waits for that.
     flush(&gw).await;
@@ -412,12 +370,7 @@ async fn config_keys_by_hash_narrow_user_paths_and_leave_no_secret_anywhere() {
         "keys:\n  - {{name: checkout-app, hash: \"{hash}\", user_path: /acme/checkout, tags: {{app: checkout}}, limits: {{rpm: 600}}}}\n"
     );
     let gw = gateway(&mock, Some(&yaml)).await;
-    assert_eq!(
-        call(&gw, secret, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, secret, "gpt-4o-mini").await, 200);
     let narrow = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", gw.base_url))
         .bearer_auth(secret)
@@ -447,12 +400,7 @@ async fn config_keys_by_hash_narrow_user_paths_and_leave_no_secret_anywhere() {
     assert_eq!(s, 409);
     // Usage records carry the key id, its name, its user path and tags.
     let (_, created) = create_key(&gw, json!({"name": "api-made"})).await;
-    assert_eq!(
-        call(&gw, &created, "/v1/chat/completions", chat("gpt-4o-mini"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&gw, &created, "gpt-4o-mini").await, 200);
     admin(&gw, reqwest::Method::POST, "/admin/runtime/flush", None).await;
     let (_, log) = admin(&gw, reqwest::Method::GET, "/admin/usage/log?limit=10", None).await;
     let recs = log["data"].as_array().expect("records");
@@ -476,7 +424,7 @@ async fn config_keys_by_hash_narrow_user_paths_and_leave_no_secret_anywhere() {
     for s in [secret, created.as_str(), MASTER, "sk-openai-provider-secret"] {
         assert!(!keys.contains(s), "admin list leaks {s}");
         assert!(!gw.log().contains(s), "log leaks {s}");
-        for f in walk(&gw.data_dir) {
+        for f in crate::support::walk(&gw.data_dir) {
             let bytes = std::fs::read(&f).unwrap_or_default();
             assert!(
                 !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
@@ -486,19 +434,6 @@ async fn config_keys_by_hash_narrow_user_paths_and_leave_no_secret_anywhere() {
         }
     }
     assert!(!keys.contains(&hash), "hashes stay inside");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -347,7 +347,7 @@ async fn secrets_never_reach_the_store_and_audit_keeps_bodies_when_asked() {
     }
     // Grep every file of the store for the secrets.
     let mut hits = Vec::new();
-    for entry in walk(&gw.data_dir.join("store")) {
+    for entry in crate::support::walk(&gw.data_dir.join("store")) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
         for secret in [KEY, PROVIDER_SECRET, "query-secret-77", "cookie-secret-99"] {
             if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
@@ -356,19 +356,6 @@ async fn secrets_never_reach_the_store_and_audit_keeps_bodies_when_asked() {
         }
     }
     assert!(hits.is_empty(), "{hits:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test]
