@@ -430,6 +430,10 @@ async fn live_stream_delivers_and_resumes_after_reconnect() {
     for _ in 0..2 {
         assert_eq!(chat(&gw, msg("gpt-4o-mini"), &[]).await.status(), 200);
     }
+    // Events are published in the logging phase, after the last byte; the
+    // flush waits for requests still there.
+    let (s_flush, _) = admin(&gw, "POST", "/admin/runtime/flush", None).await;
+    assert_eq!(s_flush, 200);
     let r = open_live(Some(first_id.clone())).await.expect("live");
     let mut s = r.bytes_stream();
     let mut text = String::new();
