@@ -353,8 +353,10 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     // guarded ended long before: with a provider read timeout of 600 s, one
     // timer slot per 10 ms per thread stayed for 10 minutes, a linear RSS
     // climb under load (~0.1 MiB/s, heap-profiled). Timeouts this long go to
-    // Tokio's timers, which are freed when cancelled.
-    pingora_timeout::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(std::time::Duration::from_secs(30)));
+    // Tokio's timers, which are freed when cancelled. The threshold stays
+    // above Pingora's own (shorter) client-side timeouts: with it at 30 s a
+    // readiness probe failed in about one upgrade test run in six.
+    pingora_timeout::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(std::time::Duration::from_secs(300)));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let grace = snap.server.grace_period_seconds;
