@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Switchyard needs on a fresh Debian/Ubuntu
-# machine: cmake (Pingora's zlib-ng build), a C compiler, pkg-config, and — with
+# machine: cmake (Pingora's zlib-ng build), a C compiler, pkg-config, redis-server
+# (the fleet tests start a real one), and — with
 # `--python` — a virtualenv in .venv with the official OpenAI/Anthropic SDKs
 # used by the conformance tests, plus a real local model server for the
 # fidelity tests: llama-cpp-python from the prebuilt wheel in
@@ -15,6 +16,8 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The shared-limiter tests start a real Redis on a free port.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${1:-}" = "--python" ]; then
   command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)

@@ -90,6 +90,9 @@ pub enum GatewayError {
     },
     /// The gateway is not ready (store closed).
     NotReady(String),
+    /// The shared limiter (Redis) did not answer and the gateway is set to
+    /// fail closed: nothing was sent.
+    LimiterUnavailable,
     /// Every target of the model has an open circuit: nothing was sent.
     CircuitOpen {
         /// The model the caller asked for.
@@ -151,7 +154,7 @@ impl GatewayError {
             GatewayError::UpstreamProtocol { .. } => 502,
             GatewayError::UpstreamStream { .. } => 502,
             GatewayError::NotReady(_) => 503,
-            GatewayError::CircuitOpen { .. } => 503,
+            GatewayError::CircuitOpen { .. } | GatewayError::LimiterUnavailable => 503,
             GatewayError::Forbidden { .. } => 403,
             GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. } => 429,
         }
@@ -178,6 +181,7 @@ impl GatewayError {
             GatewayError::UpstreamStream { failure, .. } => failure.kind(),
             GatewayError::NotReady(_) => "not_ready",
             GatewayError::CircuitOpen { .. } => "circuit_open",
+            GatewayError::LimiterUnavailable => "limiter_unavailable",
             GatewayError::Forbidden { code, .. } => code,
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::BudgetExceeded { .. } => "budget_exceeded",
@@ -224,6 +228,7 @@ impl GatewayError {
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthorized(_)
             | GatewayError::NotReady(_)
+            | GatewayError::LimiterUnavailable
             | GatewayError::CircuitOpen { .. }
             | GatewayError::Forbidden { .. }
             | GatewayError::RateLimited { .. }
@@ -373,6 +378,13 @@ impl GatewayError {
                 Some("not_ready"),
                 "api_error",
             ),
+            GatewayError::LimiterUnavailable => e(
+                "The shared rate limiter is unreachable and this gateway is set to fail closed; try again shortly".into(),
+                "api_error",
+                None,
+                Some("limiter_unavailable"),
+                "overloaded_error",
+            ),
             GatewayError::CircuitOpen { model, retry_after_s } => e(
                 format!(
                     "Every provider serving `{model}` is failing (circuit open); try again in {retry_after_s} s"
@@ -449,6 +461,7 @@ impl GatewayError {
             | GatewayError::Unauthorized(_)
             | GatewayError::UpstreamTimeout { .. }
             | GatewayError::NotReady(_)
+            | GatewayError::LimiterUnavailable
             | GatewayError::CircuitOpen { .. }
             | GatewayError::Forbidden { .. }
             | GatewayError::RateLimited { .. }

@@ -376,6 +376,15 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
             return ExitCode::from(1);
         }
     };
+    if let Some(t) = snap.governance.limiter.redis.clone() {
+        let l = &snap.governance.limiter;
+        log::info!("limiter: counters shared through {}", t.redacted());
+        governance.share(Arc::new(governance::shared::Shared::new(t, l.on_error, l.timeout)));
+    }
+    let fleet_sync = governance::sync::FleetSync {
+        gov: governance.clone(),
+        dir: snap.data_dir.clone(),
+    };
     let gov_saver = governance::Saver {
         gov: governance.clone(),
         dir: snap.data_dir.clone(),
@@ -403,6 +412,9 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     metrics.set_dropped_source(move || dropped.dropped());
     let (store_rec, store_view) = (recorder.clone(), store.clone());
     metrics.set_store_source(move || (store_rec.stats().write_failures, store_view.failure().is_none()));
+    if let Some(sh) = governance.shared().cloned() {
+        metrics.set_limiter_source(move || (sh.errors.load(std::sync::atomic::Ordering::Relaxed), sh.connected()));
+    }
     let in_flight_metrics = metrics.clone();
     let conns = conns::Conns::new(snap_server.header_timeout, snap_server.max_connections);
     let open_conns = conns.clone();
@@ -469,6 +481,9 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     ));
     server.add_service(background_service("store flusher", StoreFlusher(store)));
     server.add_service(background_service("governance saver", gov_saver));
+    if fleet_sync.gov.shared().is_some() {
+        server.add_service(background_service("limiter", fleet_sync));
+    }
     if let Some(addr) = metrics_listen {
         let mut m = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,

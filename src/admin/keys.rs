@@ -142,6 +142,38 @@ fn commit(gov: &Governance, dir: &Path, keys: Vec<KeyRecord>, budgets: Vec<PathB
     Ok(())
 }
 
+/// Shares a change the admin API just made with the fleet (when counters
+/// live in Redis): what differs from `before` is written there. If Redis
+/// does not take it, the change is undone here too and the caller gets 503
+/// — a key must not exist on one node only.
+pub async fn share(
+    gov: &Governance,
+    dir: &Path,
+    before: (Vec<KeyRecord>, Vec<PathBudget>),
+    answer: (AdminResponse, Change),
+) -> (AdminResponse, Change) {
+    let Some(sh) = gov.shared() else { return answer };
+    if answer.1.is_none() {
+        return answer;
+    }
+    let after = (gov.admin_keys(), gov.admin_budgets());
+    match sh.publish((&before.0, &before.1), (&after.0, &after.1)).await {
+        Ok(()) => answer,
+        Err(e) => {
+            let undo = commit(gov, dir, before.0, before.1);
+            let m = format!(
+                "the change could not be shared with the fleet (Redis {e}){}; nothing was changed",
+                if undo.is_err() {
+                    ", and undoing it here failed"
+                } else {
+                    ""
+                }
+            );
+            (AdminError::Fleet(m).response(), None)
+        }
+    }
+}
+
 fn new_secret_or_500() -> Result<String, AdminError> {
     new_secret().map_err(AdminError::Store)
 }
@@ -287,12 +319,8 @@ struct BudgetBody {
 }
 
 /// How the admin API shows a budget: its cap and what is spent of it now.
-fn budget_view(gov: &Governance, b: &PathBudget, now: u64) -> Value {
-    use crate::governance::meters::Kind;
-    let m = gov.meters();
-    let n = b.names();
-    let (usd, usd_res) = m.read(&n.usd, Kind::Usd(b.spec.period), now);
-    let (tok, tok_res) = m.read(&n.tokens, Kind::BudgetTokens(b.spec.period), now);
+fn budget_view(spent: &Spent, b: &PathBudget, now: u64) -> Value {
+    let [(usd, usd_res), (tok, tok_res)] = spent.get(&b.id).copied().unwrap_or_default();
     let mut v = serde_json::to_value(b).unwrap_or(Value::Null);
     v["object"] = json!("budget");
     v["spent_usd"] = json!(usd as f64 / crate::governance::NANO);
@@ -303,22 +331,47 @@ fn budget_view(gov: &Governance, b: &PathBudget, now: u64) -> Value {
     v
 }
 
+/// Each budget's spent and reserved, USD then tokens, by budget id.
+type Spent = std::collections::HashMap<String, [(i64, i64); 2]>;
+
 /// `/admin/budgets[/{id}]`.
-pub fn budgets(gov: &Governance, dir: &Path, method: &str, path: &str, body: &[u8]) -> (AdminResponse, Change) {
-    answer(budgets_inner(gov, dir, method, path, body))
+pub async fn budgets(gov: &Governance, dir: &Path, method: &str, path: &str, body: &[u8]) -> (AdminResponse, Change) {
+    use crate::governance::meters::Kind;
+    let now = now_ms();
+    let rules = gov.rules();
+    // Every budget's counters in one read (one round trip when shared).
+    let names: Vec<_> = rules.budgets.iter().map(|b| (b, b.names())).collect();
+    let items: Vec<(&str, Kind)> = names
+        .iter()
+        .flat_map(|(b, n)| {
+            [
+                (&*n.usd, Kind::Usd(b.spec.period)),
+                (&*n.tokens, Kind::BudgetTokens(b.spec.period)),
+            ]
+        })
+        .collect();
+    let r = gov.read(&items, now).await;
+    let spent: Spent = names
+        .iter()
+        .zip(r.chunks(2))
+        .map(|((b, _), v)| (b.id.clone(), [v[0], v.get(1).copied().unwrap_or_default()]))
+        .collect();
+    answer(budgets_inner(gov, dir, method, path, body, &rules, &spent, now))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn budgets_inner(
     gov: &Governance,
     dir: &Path,
     method: &str,
     path: &str,
     body: &[u8],
+    rules: &crate::governance::rules::Rules,
+    spent: &Spent,
+    now: u64,
 ) -> Result<(AdminResponse, Change), AdminError> {
     let rest = path.strip_prefix("/admin/budgets").unwrap_or("");
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let now = now_ms();
-    let rules = gov.rules();
     let build = |b: BudgetBody, base: Option<&PathBudget>| -> Result<PathBudget, AdminError> {
         let user_path = b
             .user_path
@@ -346,7 +399,7 @@ fn budgets_inner(
     };
     match (method, parts.as_slice()) {
         ("GET", []) => {
-            let data: Vec<Value> = rules.budgets.iter().map(|b| budget_view(gov, b, now)).collect();
+            let data: Vec<Value> = rules.budgets.iter().map(|b| budget_view(spent, b, now)).collect();
             Ok((AdminResponse::ok(&json!({"object": "list", "data": data})), None))
         }
         ("POST", []) => {
@@ -363,7 +416,7 @@ fn budgets_inner(
             list.push(b.clone());
             commit(gov, dir, gov.admin_keys(), list)?;
             let change = format!("budget.create {} ({} per {})", b.id, b.user_path, b.spec.period.label());
-            let v = budget_view(gov, &b, now);
+            let v = budget_view(spent, &b, now);
             Ok((AdminResponse::created(&v), Some(change)))
         }
         ("GET", [id]) => {
@@ -372,7 +425,7 @@ fn budgets_inner(
                 .iter()
                 .find(|b| b.id == *id)
                 .ok_or_else(|| AdminError::NotFound(format!("no budget `{id}`")))?;
-            Ok((AdminResponse::ok(&budget_view(gov, b, now)), None))
+            Ok((AdminResponse::ok(&budget_view(spent, b, now)), None))
         }
         ("PATCH" | "DELETE", [id]) => {
             if rules.budgets.iter().any(|b| b.id == *id && b.source == Source::Config) {
@@ -404,7 +457,7 @@ fn budgets_inner(
             list[i] = nb.clone();
             commit(gov, dir, gov.admin_keys(), list)?;
             Ok((
-                AdminResponse::ok(&budget_view(gov, &nb, now)),
+                AdminResponse::ok(&budget_view(spent, &nb, now)),
                 Some(format!("budget.update {} ({})", nb.id, nb.user_path)),
             ))
         }

@@ -99,6 +99,9 @@ pub enum AdminError {
     StoreStopped(String),
     /// The item exists, or cannot change this way (409).
     Conflict(String),
+    /// A change could not reach the fleet's shared state (Redis), so it
+    /// was not made (503).
+    Fleet(String),
 }
 
 impl AdminError {
@@ -111,6 +114,7 @@ impl AdminError {
             AdminError::Store(_) => 500,
             AdminError::StoreStopped(_) => 503,
             AdminError::Conflict(_) => 409,
+            AdminError::Fleet(_) => 503,
         }
     }
 
@@ -133,6 +137,7 @@ impl AdminError {
             AdminError::Store(m) => (m.clone(), "server_error", None, "store_error"),
             AdminError::StoreStopped(m) => (m.clone(), "server_error", None, "store_write_failed"),
             AdminError::Conflict(m) => (m.clone(), "invalid_request_error", None, "conflict"),
+            AdminError::Fleet(m) => (m.clone(), "server_error", None, "fleet_unreachable"),
         };
         let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
         let headers = match self {

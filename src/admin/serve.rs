@@ -96,11 +96,15 @@ pub async fn serve(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         audit_change(g, session, s, &method, &path, r.status, change);
         r
     } else if path == "/admin/keys" || path.starts_with("/admin/keys/") {
-        let (r, change) = super::keys::keys(&g.governance, &snap.data_dir, &method, &path, &body);
+        let before = (g.governance.admin_keys(), g.governance.admin_budgets());
+        let done = super::keys::keys(&g.governance, &snap.data_dir, &method, &path, &body);
+        let (r, change) = super::keys::share(&g.governance, &snap.data_dir, before, done).await;
         audit_change(g, session, s, &method, &path, r.status, change);
         r
     } else if path == "/admin/budgets" || path.starts_with("/admin/budgets/") {
-        let (r, change) = super::keys::budgets(&g.governance, &snap.data_dir, &method, &path, &body);
+        let before = (g.governance.admin_keys(), g.governance.admin_budgets());
+        let done = super::keys::budgets(&g.governance, &snap.data_dir, &method, &path, &body).await;
+        let (r, change) = super::keys::share(&g.governance, &snap.data_dir, before, done).await;
         audit_change(g, session, s, &method, &path, r.status, change);
         r
     } else {

@@ -5,7 +5,9 @@
 
 use super::{err, ConfigError};
 use crate::governance::keys::{hex, parse_hash, BudgetSpec, KeyRecord, Limits, Source};
+use crate::governance::redis::Target;
 use crate::governance::rules::{PathBudget, Rules};
+use crate::governance::shared::{LimiterConfig, OnError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -61,6 +63,9 @@ pub struct GovernanceConfig {
     pub keys: Vec<KeyRecord>,
     /// Limits and the file's budgets.
     pub rules: Rules,
+    /// Where the counters live (read at start; a reload that changes it
+    /// is logged and takes effect at the next start).
+    pub limiter: LimiterConfig,
 }
 
 /// Validates a user path the way the attribution header is validated.
@@ -213,27 +218,40 @@ pub(super) fn compile(
         rules.budgets.push(pb);
     }
     let lf = limiter.cloned().unwrap_or_default();
-    if let Some(o) = lf
-        .on_error
-        .as_deref()
-        .filter(|o| !matches!(*o, "fail_open" | "fail_closed"))
-    {
-        errs.push(err(
+    let mut lc = LimiterConfig::default();
+    match lf.on_error.as_deref() {
+        None | Some("fail_open") => {}
+        Some("fail_closed") => lc.on_error = OnError::FailClosed,
+        Some(o) => errs.push(err(
             "limiter.on_error",
             format!("`{o}` is not fail_open or fail_closed"),
-        ));
+        )),
     }
-    // Counters shared by a fleet need the Redis backend, which this build
-    // does not have yet: refuse the setting rather than ignore it (each
-    // node would silently enforce its own limits).
-    if let Some(u) = redis_env.or(lf.redis_url) {
-        errs.push(err(
-            "limiter.redis_url",
-            format!("`{u}`: the Redis limiter backend is not available in this build; remove it to keep the counters in this process"),
-        ));
+    match lf.timeout_ms {
+        None => {}
+        Some(ms @ 1..=1000) => lc.timeout = std::time::Duration::from_millis(ms),
+        Some(ms) => errs.push(err(
+            "limiter.timeout_ms",
+            format!("{ms} ms: must be between 1 and 1000 (the default, 50, keeps a slow Redis off the request path)"),
+        )),
     }
-    let _ = lf.timeout_ms;
-    GovernanceConfig { keys: out_keys, rules }
+    // The environment wins, as for providers.
+    let (at, url) = match redis_env {
+        Some(u) => ("env SWITCHYARD_REDIS_URL", Some(u)),
+        None => ("limiter.redis_url", lf.redis_url),
+    };
+    if let Some(u) = url.filter(|u| !u.is_empty()) {
+        match Target::parse(&u) {
+            Ok(t) => lc.redis = Some(t),
+            // The URL may hold a password: never repeat it.
+            Err(m) => errs.push(err(at, format!("not a Redis URL: {m}"))),
+        }
+    }
+    GovernanceConfig {
+        keys: out_keys,
+        rules,
+        limiter: lc,
+    }
 }
 
 #[cfg(test)]
@@ -293,7 +311,31 @@ mod tests {
         assert_eq!(g.keys.len(), 1);
         assert!(g.keys[0].id.starts_with("key_") && g.keys[0].id.len() == 16);
         let mut errs = Vec::new();
-        compile(None, None, None, None, Some("redis://127.0.0.1:1".into()), &mut errs);
-        assert_eq!(errs[0].path, "limiter.redis_url", "never silently per node");
+        let g = compile(
+            None,
+            None,
+            None,
+            None,
+            Some("redis://:pw@127.0.0.1:7000".into()),
+            &mut errs,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            g.limiter.redis.map(|t| t.redacted()).as_deref(),
+            Some("redis://***@127.0.0.1:7000")
+        );
+        let lf = LimiterFile {
+            redis_url: Some("http://:hunter2@x".into()),
+            on_error: Some("fail_closed".into()),
+            timeout_ms: Some(0),
+        };
+        let g = compile(None, None, None, Some(&lf), None, &mut errs);
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["limiter.timeout_ms", "limiter.redis_url"]);
+        assert!(
+            !format!("{errs:?}").contains("hunter2"),
+            "a URL's password is never repeated"
+        );
+        assert_eq!(g.limiter.on_error, OnError::FailClosed);
     }
 }

@@ -16,7 +16,11 @@
 pub mod keys;
 pub mod meters;
 pub mod persist;
+pub mod redis;
+pub mod resp;
 pub mod rules;
+pub mod shared;
+pub mod sync;
 pub mod window;
 
 use crate::error::GatewayError;
@@ -24,7 +28,8 @@ use arc_swap::ArcSwap;
 use keys::{KeyRecord, KeyRing, ManagedKey};
 use meters::{Admit, Check, Kind, Meters, Reading};
 use rules::Rules;
-use std::sync::Arc;
+use shared::{OnError, Shared};
+use std::sync::{Arc, OnceLock};
 
 /// Response headers (the same shape as `crate::http::Headers`, named here
 /// so this module needs nothing from the HTTP side).
@@ -49,6 +54,9 @@ pub struct Governance {
     config_rules: std::sync::Mutex<Rules>,
     /// Budgets created through the admin API.
     admin_budgets: std::sync::Mutex<Vec<rules::PathBudget>>,
+    /// The Redis backend, when counters are shared by a fleet (set once,
+    /// at start).
+    shared: OnceLock<Arc<Shared>>,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -75,6 +83,8 @@ pub struct Ask<'a> {
 /// (dropping it unsettled releases it as if nothing was used).
 pub struct Ticket {
     meters: Arc<Meters>,
+    /// Where the counters are when shared, and this ticket's name there.
+    shared: Option<(Arc<Shared>, String)>,
     checks: Vec<Check>,
     at_ms: u64,
     settled: bool,
@@ -103,7 +113,10 @@ impl Ticket {
         self.settled = true;
         let nano = cost_usd.map_or(0, |c| (c * NANO).round() as i64);
         let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-        self.meters.settle(&self.checks, self.at_ms, now_ms(), tokens, nano);
+        match &self.shared {
+            Some((sh, name)) => sh.settle(&self.checks, name, self.at_ms, now_ms(), tokens, nano),
+            None => self.meters.settle(&self.checks, self.at_ms, now_ms(), tokens, nano),
+        }
     }
 }
 
@@ -167,24 +180,48 @@ impl Governance {
         self.rules.load().any() || !self.keys.is_empty()
     }
 
-    /// The counters (the admin API and `/v1/usage` read them).
-    pub fn meters(&self) -> &Meters {
-        &self.meters
+    /// Shares the counters through Redis from now on (at start, before
+    /// requests; once).
+    pub fn share(&self, backend: Arc<Shared>) {
+        let _ = self.shared.set(backend);
+    }
+
+    /// The Redis backend, when counters are shared.
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.get()
     }
 
     /// Admits or refuses one request against every limit and budget that
-    /// covers it. `None` when nothing covers it.
-    pub fn admit(&self, ask: &Ask<'_>) -> Result<Option<Ticket>, GatewayError> {
+    /// covers it. `None` when nothing covers it (or, failing open, when the
+    /// shared backend did not answer).
+    pub async fn admit(&self, ask: &Ask<'_>) -> Result<Option<Ticket>, GatewayError> {
         let checks = self.rules.load().checks(ask);
         if checks.is_empty() {
             return Ok(None);
         }
         let now = now_ms();
-        match self.meters.admit(&checks, now) {
+        let (outcome, shared) = match self.shared.get() {
+            None => (self.meters.admit(&checks, now), None),
+            Some(sh) => {
+                let name = sh.ticket();
+                match sh.admit(&checks, now, &name).await {
+                    Ok(a) => (a, Some((sh.clone(), name))),
+                    Err(e) => {
+                        sh.failed("admission", &e);
+                        return match sh.on_error() {
+                            OnError::FailOpen => Ok(None),
+                            OnError::FailClosed => Err(GatewayError::LimiterUnavailable),
+                        };
+                    }
+                }
+            }
+        };
+        match outcome {
             Admit::Yes(readings) => {
                 let (headers, warnings) = rules::headers(&checks, &readings);
                 Ok(Some(Ticket {
                     meters: self.meters.clone(),
+                    shared,
                     checks,
                     at_ms: now,
                     settled: false,
@@ -250,20 +287,26 @@ pub fn now_ms() -> u64 {
 /// What `GET /v1/usage` says about key `k`: its limits with what is used
 /// and left this minute (or in flight), and its budget's spend this
 /// period with what is left and when it resets.
-pub fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Value {
+pub async fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Value {
     use serde_json::json;
-    let m = gov.meters();
-    let (id, n) = (&k.rec.id, &k.names);
+    let (id, n, l) = (&k.rec.id, &k.names, &k.rec.limits);
+    let period = k.rec.budget.as_ref().map_or(window::Period::Day, |b| b.period);
+    let items: [(&str, Kind); 6] = [
+        (&n.rpm, Kind::Requests),
+        (&n.tpm, Kind::Tokens),
+        (&n.concurrency, Kind::Concurrency),
+        (&n.usd, Kind::Usd(period)),
+        (&n.tokens, Kind::BudgetTokens(period)),
+        (&n.unpriced, Kind::BudgetTokens(period)),
+    ];
+    let r = gov.read(&items, now).await;
     let mut limits = serde_json::Map::new();
-    let l = &k.rec.limits;
-    for (name, limit, kind, meter) in [
-        ("rpm", l.rpm, Kind::Requests, &n.rpm),
-        ("tpm", l.tpm, Kind::Tokens, &n.tpm),
-        ("concurrency", l.concurrency, Kind::Concurrency, &n.concurrency),
-    ] {
+    for (i, (name, limit)) in [("rpm", l.rpm), ("tpm", l.tpm), ("concurrency", l.concurrency)]
+        .into_iter()
+        .enumerate()
+    {
         if let Some(limit) = limit {
-            let (used, _) = m.read(meter, kind, now);
-            let used = u64::try_from(used).unwrap_or(0);
+            let used = u64::try_from(r[i].0).unwrap_or(0);
             limits.insert(
                 name.into(),
                 json!({"limit": limit, "used": used, "remaining": limit.saturating_sub(used)}),
@@ -277,9 +320,7 @@ pub fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Val
         "budget": null,
     });
     if let Some(b) = &k.rec.budget {
-        let (usd_used, usd_res) = m.read(&n.usd, Kind::Usd(b.period), now);
-        let (tok_used, tok_res) = m.read(&n.tokens, Kind::BudgetTokens(b.period), now);
-        let (unpriced, _) = m.read(&n.unpriced, Kind::BudgetTokens(b.period), now);
+        let ((usd_used, usd_res), (tok_used, tok_res), (unpriced, _)) = (r[3], r[4], r[5]);
         let resets = b.period.bounds(now).map(|(_, end)| (end - now).div_ceil(1000));
         out["period"] = json!(b.period.label());
         out["spend_usd"] = json!(usd_used as f64 / NANO);
@@ -295,6 +336,24 @@ pub fn usage_view(gov: &Governance, k: &ManagedKey, now: u64) -> serde_json::Val
         });
     }
     out
+}
+
+impl Governance {
+    /// Used and reserved of each counter now, wherever counters live (for
+    /// `/v1/usage` and the admin API); zeros when it never counted, or when
+    /// the shared backend does not answer.
+    pub async fn read(&self, items: &[(&str, Kind)], now: u64) -> Vec<(i64, i64)> {
+        match self.shared.get() {
+            None => items.iter().map(|(m, k)| self.meters.read(m, *k, now)).collect(),
+            Some(sh) => match sh.read(items, now).await {
+                Ok(v) => v,
+                Err(e) => {
+                    sh.failed("reading counters", &e);
+                    vec![(0, 0); items.len()]
+                }
+            },
+        }
+    }
 }
 
 impl Governance {

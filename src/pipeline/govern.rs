@@ -75,7 +75,7 @@ pub fn allowed_targets(p: &Principal, model: &str, plan: &mut Plan) -> Result<()
 
 /// Admits the planned request against every limit and budget covering it;
 /// the ticket is kept in the summary and settled when the request ends.
-pub fn admit(
+pub async fn admit(
     gov: &Governance,
     snap: &crate::config::Snapshot,
     p: &Principal,
@@ -112,7 +112,7 @@ pub fn admit(
         nano_usd,
     };
     // A refusal's `Retry-After` is added where every error is answered.
-    s.ticket = gov.admit(&ask)?;
+    s.ticket = gov.admit(&ask).await?;
     Ok(())
 }
 

@@ -62,7 +62,7 @@ pub async fn usage(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         .into());
     };
     let now = crate::governance::now_ms();
-    let mut view = crate::governance::usage_view(&g.governance, k, now);
+    let mut view = crate::governance::usage_view(&g.governance, k, now).await;
     if k.rec.budget.is_none() {
         let day = crate::store::query::day_of(now);
         let q = crate::store::RollupQuery {

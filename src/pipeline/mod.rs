@@ -259,7 +259,7 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
     // needs the first target's price).
     if gov.active() {
         govern::allowed_targets(&principal, &request.model, &mut plan)?;
-        govern::admit(gov, &snap, &principal, &request, &plan, s)?;
+        govern::admit(gov, &snap, &principal, &request, &plan, s).await?;
     }
     // Boxed: the upstream exchange's futures are kilobytes, and every future
     // that holds them inline is copied when it is set up (measured: memmove

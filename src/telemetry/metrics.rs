@@ -119,6 +119,9 @@ pub struct Metrics {
     store_failures: IntCounter,
     store_up: IntGauge,
     store_sync: Mutex<StoreSync>,
+    limiter_errors: IntCounter,
+    limiter_up: IntGauge,
+    limiter_sync: Mutex<StoreSync>,
     circuit_state: IntGaugeVec,
     circuit_source: Mutex<Option<CircuitSource>>,
     dropped_sync: Mutex<DroppedSync>,
@@ -281,8 +284,8 @@ type StoreSource = Box<dyn Fn() -> (u64, bool) + Send + Sync>;
 /// Reads the circuits to export: (provider, model or "", state 0/1/2).
 type CircuitSource = Box<dyn Fn() -> Vec<(String, String, i64)> + Send + Sync>;
 
-/// Where `switchyard_store_write_failures_total` and `switchyard_store_up`
-/// get their values.
+/// Where a backend's failure counter and up gauge get their values
+/// (`switchyard_store_*`, `switchyard_limiter_backend_*`).
 #[derive(Default)]
 struct StoreSync {
     source: Option<StoreSource>,
@@ -416,6 +419,23 @@ impl Metrics {
             )
             .expect("static metric definition is valid"),
         );
+        let limiter_errors = reg(
+            &registry,
+            IntCounter::new(
+                "switchyard_limiter_backend_errors_total",
+                "Calls to the shared limiter (Redis) that failed or timed out; each admitted uncounted (fail_open) or refused (fail_closed).",
+            )
+            .expect("static metric definition is valid"),
+        );
+        let limiter_up = reg(
+            &registry,
+            IntGauge::new(
+                "switchyard_limiter_backend_up",
+                "1 while the limiter's counters are reachable (always, in-process); 0 while Redis is not connected.",
+            )
+            .expect("static metric definition is valid"),
+        );
+        limiter_up.set(1);
         let dropped = reg(
             &registry,
             IntCounter::new(
@@ -452,6 +472,9 @@ impl Metrics {
             store_failures,
             store_up,
             store_sync: Mutex::new(StoreSync::default()),
+            limiter_errors,
+            limiter_up,
+            limiter_sync: Mutex::new(StoreSync::default()),
             circuit_state,
             circuit_source: Mutex::new(None),
             dropped_sync: Mutex::new(DroppedSync {
@@ -555,6 +578,7 @@ impl Metrics {
     pub fn render(&self) -> (String, Vec<u8>) {
         self.sync_dropped();
         self.sync_store();
+        self.sync_limiter();
         self.sync_circuits();
         let encoder = TextEncoder::new();
         let families = self.registry.gather();
@@ -599,6 +623,26 @@ impl Metrics {
         }
         sync.synced = failures;
         self.store_up.set(i64::from(up));
+    }
+
+    /// Where the limiter metrics come from (the shared backend's failure
+    /// count and whether it is connected).
+    pub fn set_limiter_source(&self, source: impl Fn() -> (u64, bool) + Send + Sync + 'static) {
+        let mut sync = self.limiter_sync.lock().unwrap_or_else(|p| p.into_inner());
+        sync.source = Some(Box::new(source));
+        sync.synced = 0;
+    }
+
+    fn sync_limiter(&self) {
+        let mut sync = self.limiter_sync.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((failures, up)) = sync.source.as_ref().map(|read| read()) else {
+            return;
+        };
+        if failures > sync.synced {
+            self.limiter_errors.inc_by(failures - sync.synced);
+        }
+        sync.synced = failures;
+        self.limiter_up.set(i64::from(up));
     }
 
     /// Brings the dropped-records counter up to date with its source.

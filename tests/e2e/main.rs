@@ -7,6 +7,7 @@ mod durability;
 mod edges;
 mod errors;
 mod failover;
+mod fleet;
 mod governance;
 mod hardening;
 mod integrity;

@@ -7,6 +7,7 @@ pub mod mock;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod pytest;
+pub mod redis;
 
 /// Every file under `dir` (for greps of what the gateway wrote).
 pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
