@@ -284,6 +284,20 @@ type StoreSource = Box<dyn Fn() -> (u64, bool) + Send + Sync>;
 /// Reads the circuits to export: (provider, model or "", state 0/1/2).
 type CircuitSource = Box<dyn Fn() -> Vec<(String, String, i64)> + Send + Sync>;
 
+/// Adds what a backend's failure count gained since the last scrape to
+/// `failures` (the exported counter never goes backwards) and sets `up`.
+fn sync_backend(sync: &Mutex<StoreSync>, failures: &IntCounter, up: &IntGauge) {
+    let mut sync = sync.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((n, is_up)) = sync.source.as_ref().map(|read| read()) else {
+        return;
+    };
+    if n > sync.synced {
+        failures.inc_by(n - sync.synced);
+    }
+    sync.synced = n;
+    up.set(i64::from(is_up));
+}
+
 /// Where a backend's failure counter and up gauge get their values
 /// (`switchyard_store_*`, `switchyard_limiter_backend_*`).
 #[derive(Default)]
@@ -614,15 +628,7 @@ impl Metrics {
     }
 
     fn sync_store(&self) {
-        let mut sync = self.store_sync.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((failures, up)) = sync.source.as_ref().map(|read| read()) else {
-            return;
-        };
-        if failures > sync.synced {
-            self.store_failures.inc_by(failures - sync.synced);
-        }
-        sync.synced = failures;
-        self.store_up.set(i64::from(up));
+        sync_backend(&self.store_sync, &self.store_failures, &self.store_up);
     }
 
     /// Where the limiter metrics come from (the shared backend's failure
@@ -634,15 +640,7 @@ impl Metrics {
     }
 
     fn sync_limiter(&self) {
-        let mut sync = self.limiter_sync.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((failures, up)) = sync.source.as_ref().map(|read| read()) else {
-            return;
-        };
-        if failures > sync.synced {
-            self.limiter_errors.inc_by(failures - sync.synced);
-        }
-        sync.synced = failures;
-        self.limiter_up.set(i64::from(up));
+        sync_backend(&self.limiter_sync, &self.limiter_errors, &self.limiter_up);
     }
 
     /// Brings the dropped-records counter up to date with its source.
