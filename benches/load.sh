@@ -20,6 +20,12 @@
 #   SKIP_BUILD=0         1 = use the binaries already in target/release
 #   GOVERNANCE_RUNS=1    0 = skip the third gateway (one managed key with
 #                        rpm, tpm, concurrency and a budget, all generous)
+#   REDIS_RUNS=1         0 = skip the fourth gateway (the third's key and
+#                        limits, counted in a real redis-server)
+#   POLL=1               1 (as root) = idle CPUs poll instead of halting for
+#                        the whole run (see ../shared/notes/benchmarking.md:
+#                        waking a halted vCPU costs ~0.3 ms, which would
+#                        swamp every c=1 figure); 0 = leave them halting
 #   RESILIENCE_RUNS=1    0 = skip the second gateway (fallbacks + circuit
 #                        breakers on healthy targets, a provider failing half
 #                        its calls, one failing all of them)
@@ -40,6 +46,8 @@ LOAD_JSON=${LOAD_JSON:-target/load-summary.json}
 SKIP_BUILD=${SKIP_BUILD:-0}
 RESILIENCE_RUNS=${RESILIENCE_RUNS:-1}
 GOVERNANCE_RUNS=${GOVERNANCE_RUNS:-1}
+REDIS_RUNS=${REDIS_RUNS:-$GOVERNANCE_RUNS}
+POLL=${POLL:-1}
 MODEL=gpt-4o-mini
 CLAUDE=claude-3-5-haiku-20241022 # routed to the mock's Anthropic endpoint
 HOLD_MS=120000
@@ -68,6 +76,9 @@ if ! command -v wrk >/dev/null 2>&1; then
     else
         die "wrk is required: install it (Debian/Ubuntu: sudo apt-get install wrk) and re-run"
     fi
+fi
+if [[ "$REDIS_RUNS" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
+    die "redis-server is required for REDIS_RUNS=1 (bash scripts/deps.sh installs it; or REDIS_RUNS=0)"
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -109,7 +120,7 @@ cleanup() {
     # The Pingora processes (gateway, bare) get SIGINT (fast shutdown;
     # SIGTERM would wait out the graceful period), everything else SIGTERM.
     for p in "${PIDS[@]}"; do
-        if [[ "$p" == "${GW_PID:-}" || "$p" == "${GW2_PID:-}" || "$p" == "${GW3_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
+        if [[ "$p" == "${GW_PID:-}" || "$p" == "${GW2_PID:-}" || "$p" == "${GW3_PID:-}" || "$p" == "${GW4_PID:-}" || "$p" == "${BARE_PID:-}" ]]; then
             kill -INT "$p" 2>/dev/null || true
         else
             kill "$p" 2>/dev/null || true
@@ -123,6 +134,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Idle CPUs poll while this script runs (the PM QoS request lasts as long as
+# the process holding /dev/cpu_dma_latency open).
+CPU_MODE=halting
+if [[ "$POLL" == 1 && $(id -u) -eq 0 && -w /dev/cpu_dma_latency ]]; then
+    ( exec 9>/dev/cpu_dma_latency && printf 0 >&9 && exec sleep 100000 ) &
+    PIDS+=("$!")
+    CPU_MODE=polling
+fi
 
 # wait_line FILE PATTERN TIMEOUT_S PID: prints the first matching line.
 wait_line() {
@@ -237,6 +257,29 @@ EOF
     PIDS+=("$GW3_PID")
     GW3_ADDR=$(wait_line "$TMP/gw3.out" "switchyard ready on" 30 "$GW3_PID" | awk '{print $4}') ||
         { cat "$TMP/gw3.out.err" >&2; die "the third gateway did not start"; }
+fi
+
+if [[ "$REDIS_RUNS" == 1 ]]; then
+    [[ "$GOVERNANCE_RUNS" == 1 ]] || die "REDIS_RUNS=1 needs GOVERNANCE_RUNS=1 (it is measured against it)"
+    log "starting redis-server and a fourth gateway: the same key and limits, counted in Redis"
+    mkdir -p "$TMP/redis" "$TMP/data4"
+    # A free port: bind 0, read it back, release it (redis-server takes no
+    # port 0 for TCP).
+    REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
+        die "could not pick a free port for redis-server"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" --save '' --appendonly no \
+        >"$TMP/redis.out" 2>"$TMP/redis.out.err" &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    wait_line "$TMP/redis.out" "Ready to accept connections" 20 "$REDIS_PID" >/dev/null ||
+        die "redis-server did not start"
+    { cat "$TMP/governed.yaml"; printf 'limiter: {redis_url: "redis://127.0.0.1:%s"}\n' "$REDIS_PORT"; } >"$TMP/redis.yaml"
+    env SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/data4" SWITCHYARD_LOG=warn \
+        SWITCHYARD_CONFIG="$TMP/redis.yaml" "$GW_BIN" serve >"$TMP/gw4.out" 2>"$TMP/gw4.out.err" &
+    GW4_PID=$!
+    PIDS+=("$GW4_PID")
+    GW4_ADDR=$(wait_line "$TMP/gw4.out" "switchyard ready on" 30 "$GW4_PID" | awk '{print $4}') ||
+        { cat "$TMP/gw4.out.err" >&2; die "the fourth gateway did not start"; }
 fi
 
 sleep 1
@@ -371,6 +414,15 @@ if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
     [[ "$r" == *"invalid_api_key"* ]] || die "the governed gateway served a request without its key: $r"
     run_wrk warm_gov "$GW3_ADDR" 2 32 "$WARM" "$TMP/gov.lua" "$GW3_PID"
 fi
+if [[ "$REDIS_RUNS" == 1 ]]; then
+    for _ in $(seq 1 50); do
+        r=$(http "$GW4_ADDR" GET /metrics || true)
+        [[ "$r" == *"switchyard_limiter_backend_up 1"* ]] && break
+        sleep 0.1
+    done
+    [[ "$r" == *"switchyard_limiter_backend_up 1"* ]] || die "the Redis gateway is not connected to redis-server: ${r:0:300}"
+    run_wrk warm_redis "$GW4_ADDR" 2 32 "$WARM" "$TMP/gov.lua" "$GW4_PID"
+fi
 
 log "measuring, ${DURATION}s per run"
 # gw_* = same dialect (OpenAI -> OpenAI mock), tr_* = translated (OpenAI
@@ -397,6 +449,24 @@ if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
     # rpm/tpm/concurrency and a budget reserved and settled per request.
     run_wrk gov_c1 "$GW3_ADDR" 1 1 "$DURATION" "$TMP/gov.lua" "$GW3_PID"
     run_wrk gov_c32 "$GW3_ADDR" 2 32 "$DURATION" "$TMP/gov.lua" "$GW3_PID"
+fi
+if [[ "$REDIS_RUNS" == 1 ]]; then
+    # redis_* = the same key and limits with every count in redis-server:
+    # one EVALSHA to admit and one (not awaited) to settle per request.
+    r0=$(cpu_ticks "$REDIS_PID")
+    run_wrk redis_c1 "$GW4_ADDR" 1 1 "$DURATION" "$TMP/gov.lua" "$GW4_PID"
+    r1=$(cpu_ticks "$REDIS_PID")
+    run_wrk redis_c32 "$GW4_ADDR" 2 32 "$DURATION" "$TMP/gov.lua" "$GW4_PID"
+    r2=$(cpu_ticks "$REDIS_PID")
+    R[redis_c1.redis_cpu_us_per_req]=$(awk -v t="$((r1 - r0))" -v hz="$CLK_TCK" -v n="${R[redis_c1.requests]}" 'BEGIN{printf "%.1f", n ? t * 1e6 / hz / n : 0}')
+    R[redis_c32.redis_cpu_us_per_req]=$(awk -v t="$((r2 - r1))" -v hz="$CLK_TCK" -v n="${R[redis_c32.requests]}" 'BEGIN{printf "%.1f", n ? t * 1e6 / hz / n : 0}')
+    # Where redis-server's time went (per command, scripts' inner calls too).
+    if command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat' | sed 's/^/    /' >&2 || true
+    fi
+    r=$(http "$GW4_ADDR" GET /metrics || true)
+    REDIS_BACKEND_ERRORS=$(sed -n 's/^switchyard_limiter_backend_errors_total \([0-9]*\).*/\1/p' <<<"$r")
+    [[ -n "$REDIS_BACKEND_ERRORS" ]] || die "no switchyard_limiter_backend_errors_total on the Redis gateway: ${r:0:300}"
 fi
 if [[ "$STREAM_RUNS" == 1 ]]; then
     run_wrk sse_direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/stream.lua"
@@ -515,8 +585,17 @@ if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
     GOV_ADD_C32=$(f "${R[gov_c32.cpu_us_per_req]} - $CPU")
     GOV_ADD_C1=$(f "${R[gov_c1.cpu_us_per_req]} - ${R[gw_c1.cpu_us_per_req]}")
     T_GOV=$(pass "$GOV_ADD_C32 <= 3")
+    T_GOV_429=$(pass "${R[gov_c32.err_status]} + ${R[gov_c1.err_status]} == 0")
 fi
-MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 res_c1 res_c32 flaky_c32 down_c1 gov_c1 gov_c32
+if [[ "$REDIS_RUNS" == 1 ]]; then
+    REDIS_ADD_P50=$(f "${R[redis_c1.p50]} - ${R[gov_c1.p50]}")
+    REDIS_RPS_RATIO=$(ratio "${R[redis_c32.rps]}" "${R[gov_c32.rps]}")
+    REDIS_CPU_ADD=$(f "${R[redis_c32.cpu_us_per_req]} - ${R[gov_c32.cpu_us_per_req]}")
+    T_REDIS_P50=$(pass "$REDIS_ADD_P50 <= 150")
+    T_REDIS_RPS=$(pass "$REDIS_RPS_RATIO >= 0.8")
+    T_REDIS_ERR=$(pass "$REDIS_BACKEND_ERRORS + ${R[redis_c32.err_status]} + ${R[redis_c1.err_status]} == 0")
+fi
+MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 res_c1 res_c32 flaky_c32 down_c1 gov_c1 gov_c32 redis_c1 redis_c32
     sse_direct_c32 sse_gw_c32 sse_tr_c32)
 ERRS=0
 for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
@@ -524,7 +603,7 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
 {
     echo
     echo "Switchyard load test — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, ${DURATION}s per run"
-    echo "gateway threads: ${GATEWAY_THREADS:-default}; wrk, mock and gateway share this machine:"
+    echo "gateway threads: ${GATEWAY_THREADS:-default}; idle CPUs $CPU_MODE; wrk, mock and gateway share this machine:"
     echo "absolute numbers are lower bounds, compare against the direct baseline."
     echo
     printf '%-28s %14s %14s %14s\n' "" "direct (mock)" "via gateway" "added / ratio"
@@ -582,6 +661,24 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
         printf '%-28s %14s %14s %14s\n' "  (flaky, $((DURATION * 2)) s)" "${R[flaky_c32.rps]}" "${R[flaky_c32.errors]}" "${R[flaky_c32.p99]}"
         echo
     fi
+    if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+        printf '%-28s %14s %14s %14s\n' "one managed key + limits" "no key" "in-process" "added"
+        printf '%-28s %14s %14s %14s\n' "CPU/req c=1 (us)" "${R[gw_c1.cpu_us_per_req]}" "${R[gov_c1.cpu_us_per_req]}" "$(sgn "$GOV_ADD_C1")"
+        printf '%-28s %14s %14s %14s\n' "CPU/req c=32 (us)" "$CPU" "${R[gov_c32.cpu_us_per_req]}" "$(sgn "$GOV_ADD_C32")"
+        printf '%-28s %14s %14s\n' "c=32  throughput (req/s)" "${R[gw_c32.rps]}" "${R[gov_c32.rps]}"
+        printf '%-28s %14s %14s\n' "non-2xx answers (429s)" "" "$((${R[gov_c1.err_status]} + ${R[gov_c32.err_status]}))"
+        if [[ "$REDIS_RUNS" == 1 ]]; then
+            printf '%-28s %14s %14s %14s\n' "limiter backend" "in-process" "Redis" "Redis vs"
+            printf '%-28s %14s %14s %14s\n' "c=1   p50 latency (us)" "${R[gov_c1.p50]}" "${R[redis_c1.p50]}" "$(sgn "$REDIS_ADD_P50")"
+            printf '%-28s %14s %14s %14s\n' "c=1   p99 latency (us)" "${R[gov_c1.p99]}" "${R[redis_c1.p99]}" \
+                "$(sgn "$(f "${R[redis_c1.p99]} - ${R[gov_c1.p99]}")")"
+            printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[gov_c32.rps]}" "${R[redis_c32.rps]}" "x$REDIS_RPS_RATIO"
+            printf '%-28s %14s %14s %14s\n' "gateway CPU/req c=32 (us)" "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}" "$(sgn "$REDIS_CPU_ADD")"
+            printf '%-28s %14s %14s\n' "redis-server CPU/req (us)" "" "${R[redis_c32.redis_cpu_us_per_req]} (c=1: ${R[redis_c1.redis_cpu_us_per_req]})"
+            printf '%-28s %14s %14s\n' "backend errors, non-2xx" "" "$REDIS_BACKEND_ERRORS, $((${R[redis_c1.err_status]} + ${R[redis_c32.err_status]}))"
+        fi
+        echo
+    fi
     printf '%-28s %14s %14s %14s\n' "time to first token (us)" "direct (mock)" "proxied" "added"
     printf '%-28s %14s %14s %14s\n' "OpenAI via gateway p50" "${T[oa_direct.p50]}" "${T[oa_gw.p50]}" "$(sgn "$TTFT_ADD_OA")"
     printf '%-28s %14s %14s %14s\n' "OpenAI via gateway p99" "${T[oa_direct.p99]}" "${T[oa_gw.p99]}" "$(sgn "$TTFT_ADD_OA_P99")"
@@ -631,6 +728,14 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
     if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
         printf '  %-4s  managed key + limits  %8s us   (<= +3 us CPU/req @c=32; c=1: %s us; %s vs %s us)\n' \
             "$T_GOV" "$(sgn "$GOV_ADD_C32")" "$(sgn "$GOV_ADD_C1")" "${R[gov_c32.cpu_us_per_req]}" "$CPU"
+        printf '  %-4s  generous key, 429s    %8s      (zero spurious refusals, wrk c=1 and c=32)\n' \
+            "$T_GOV_429" "$((${R[gov_c1.err_status]} + ${R[gov_c32.err_status]}))"
+    fi
+    if [[ "$REDIS_RUNS" == 1 ]]; then
+        printf '  %-4s  Redis limiter p50     %8s us   (<= +150 us @c=1 over in-process)\n' "$T_REDIS_P50" "$(sgn "$REDIS_ADD_P50")"
+        printf '  %-4s  Redis limiter req/s   %8s x    (>= 0.8x in-process @c=32)\n' "$T_REDIS_RPS" "$REDIS_RPS_RATIO"
+        printf '  %-4s  Redis errors, 429s    %8s      (backend errors + non-2xx: 0)\n' "$T_REDIS_ERR" \
+            "$((REDIS_BACKEND_ERRORS + ${R[redis_c1.err_status]} + ${R[redis_c32.err_status]}))"
     fi
     ((ERRS == 0)) || echo "  WARNING: wrk reported $ERRS errors; the latency numbers include failed requests"
 }
@@ -683,7 +788,15 @@ mkdir -p "$(dirname "$LOAD_JSON")"
         printf '  "resilience_over_plain_cpu_c32": %s, "resilience_over_plain_cpu_c1": %s, "resilience_ttft_added_p50_us": %s, "failover_added_p50_us_c1": %s, "flaky_errors": %s,\n' \
             "$RES_CPU_C32" "$RES_CPU_C1" "$RES_TTFT_ADD" "$FO_ADD_P50" "${R[flaky_c32.errors]}"
     fi
-    printf '  "binary_bytes": %s, "wrk_errors": %s,\n' "$BIN_BYTES" "$ERRS"
+    if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
+        printf '  "governance_added_cpu_us_c32": %s, "governance_added_cpu_us_c1": %s, "governance_non_2xx": %s,\n' \
+            "$GOV_ADD_C32" "$GOV_ADD_C1" "$((${R[gov_c1.err_status]} + ${R[gov_c32.err_status]}))"
+    fi
+    if [[ "$REDIS_RUNS" == 1 ]]; then
+        printf '  "redis_added_p50_us_c1": %s, "redis_over_in_process_rps_c32": %s, "redis_added_cpu_us_c32": %s, "redis_server_cpu_us_per_req_c32": %s, "redis_backend_errors": %s,\n' \
+            "$REDIS_ADD_P50" "$REDIS_RPS_RATIO" "$REDIS_CPU_ADD" "${R[redis_c32.redis_cpu_us_per_req]}" "$REDIS_BACKEND_ERRORS"
+    fi
+    printf '  "cpu_idle_mode": "%s", "binary_bytes": %s, "wrk_errors": %s,\n' "$CPU_MODE" "$BIN_BYTES" "$ERRS"
     printf '  "targets": {"cpu_per_request_le_50us": "%s", "added_p50_c1_le_100us": "%s", "idle_rss_le_20mib": "%s", "rss_streams_le_150mib": "%s", "binary_le_20mb": "%s", "translation_cpu_le_1_5x": "%s", "ttft_translated_added_p50_le_1ms": "%s"}\n' \
         "$T_CPU" "$T_P50" "$T_IDLE" "$T_STREAMS" "$T_BIN" "$T_TR_CPU" "$T_TTFT"
     printf '}\n'

@@ -186,6 +186,8 @@ impl Meters {
             }
             take(slot, c, now, 1);
             let reset_ms = match &slot.meter {
+                // What this request took leaves with the current bucket.
+                Meter::Window(w) if matches!(c.kind, Kind::Requests | Kind::Tokens) => w.ms_until_leaves(now),
                 Meter::Window(w) => w.ms_until_empty(now),
                 Meter::Gauge(_) => 0,
                 Meter::Calendar { .. } => period_of(c.kind)

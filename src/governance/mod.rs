@@ -15,6 +15,8 @@
 
 pub mod keys;
 pub mod meters;
+#[cfg(test)]
+mod parity;
 pub mod persist;
 pub mod redis;
 pub mod resp;

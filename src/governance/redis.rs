@@ -9,12 +9,12 @@
 use super::resp::{self, Reply};
 use arc_swap::ArcSwapOption;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Where Redis is, from `redis://[[user]:password@]host[:port][/db]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -135,6 +135,13 @@ pub struct Redis {
     timeout: Duration,
     /// Scripts loaded on every (re)connection, so `EVALSHA` finds them.
     scripts: Vec<String>,
+    /// Whether the connections are being driven.
+    started: AtomicBool,
+    /// True until the first connection attempt ends: a call made before
+    /// then waits for it (at most the timeout) instead of failing.
+    first_try: AtomicBool,
+    /// Told whenever a connection comes up (or the first attempt fails).
+    up: Notify,
 }
 
 impl Redis {
@@ -147,6 +154,23 @@ impl Redis {
             next: AtomicUsize::new(0),
             timeout,
             scripts,
+            started: AtomicBool::new(false),
+            first_try: AtomicBool::new(true),
+            up: Notify::new(),
+        }
+    }
+
+    /// Starts driving the connections on the current Tokio runtime, once
+    /// (the first request's: the workers' own, so a call wakes no other
+    /// thread). Outside a runtime it does nothing.
+    pub fn start(self: &Arc<Self>) {
+        if self.started.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if !self.started.swap(true, Ordering::AcqRel) {
+                rt.spawn(self.clone().drive_all());
+            }
         }
     }
 
@@ -169,7 +193,10 @@ impl Redis {
     /// Sends `bytes` (holding `replies` commands, pipelined) and waits for
     /// their replies, at most the timeout.
     pub async fn call(&self, bytes: Vec<u8>, replies: usize) -> Result<Vec<Reply>, CallError> {
-        let conn = self.pick().ok_or(CallError::Down)?;
+        let conn = match self.pick() {
+            Some(c) => c,
+            None => self.first_connection().await.ok_or(CallError::Down)?,
+        };
         let (tx, rx) = oneshot::channel();
         conn.send(Call {
             bytes,
@@ -182,6 +209,25 @@ impl Redis {
             Ok(Err(_)) => Err(CallError::Lost),
             Err(_) => Err(CallError::Timeout),
         }
+    }
+
+    /// A connection, once the first attempt to make one has ended (at most
+    /// the timeout); `None` at once after that.
+    async fn first_connection(&self) -> Option<Arc<mpsc::UnboundedSender<Call>>> {
+        if !self.started.load(Ordering::Acquire) || !self.first_try.load(Ordering::Acquire) {
+            return None;
+        }
+        let came = self.up.notified();
+        tokio::pin!(came);
+        came.as_mut().enable();
+        if let Some(c) = self.pick() {
+            return Some(c);
+        }
+        if !self.first_try.load(Ordering::Acquire) {
+            return self.pick();
+        }
+        let _ = pingora_timeout::fast_timeout::fast_timeout(self.timeout, came).await;
+        self.pick()
     }
 
     /// Sends without waiting (a settlement after the answer has gone).
@@ -199,6 +245,13 @@ impl Redis {
     /// (run by a background service): connect, load the scripts, serve
     /// calls until the connection breaks, wait, again.
     pub async fn drive(self: Arc<Self>) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.drive_all().await;
+    }
+
+    async fn drive_all(self: Arc<Self>) {
         let tasks: Vec<_> = (0..self.conns.len())
             .map(|i| tokio::spawn(self.clone().drive_one(i)))
             .collect();
@@ -220,11 +273,15 @@ impl Redis {
                     }
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.conns[i].store(Some(Arc::new(tx)));
+                    self.first_try.store(false, Ordering::Release);
+                    self.up.notify_waiters();
                     let why = serve(stream, rx).await;
                     self.conns[i].store(None);
                     log::warn!("limiter: connection to {} lost: {why}", self.target.redacted());
                 }
                 Err(e) => {
+                    self.first_try.store(false, Ordering::Release);
+                    self.up.notify_waiters();
                     if !said_down {
                         log::warn!("limiter: cannot reach {}: {e}", self.target.redacted());
                         said_down = true;

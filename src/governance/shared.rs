@@ -1,8 +1,10 @@
 //! The Redis limiter backend, for fleets: every counter lives in Redis and
-//! each admission is one server-side script (`lua/admit.lua`), so limits
+//! each admission is one server-side script (`lua/limiter.lua`), so limits
 //! hold exactly across every node that shares it — one round trip per
-//! request. Settlement (`lua/settle.lua`) is sent after the answer, without
-//! waiting. When Redis does not answer within the timeout the request is
+//! request. Settlement (the same script) is sent after the answer, without
+//! waiting. Admissions and settlements use connections driven on the proxy
+//! workers' own runtime (no hop to another thread per call); the fleet
+//! sync's polling and the admin views use one of their own. When Redis does not answer within the timeout the request is
 //! admitted uncounted (`fail_open`, the default) or refused with 503
 //! (`fail_closed`); either way it is logged (at most every few seconds) and
 //! counted in `switchyard_limiter_backend_errors_total`.
@@ -18,12 +20,11 @@ use super::redis::{CallError, Redis, Target};
 use super::resp::{self, Reply};
 use super::rules::PathBudget;
 use super::window::{Period, BUCKETS};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const ADMIT_LUA: &str = include_str!("lua/admit.lua");
-const SETTLE_LUA: &str = include_str!("lua/settle.lua");
+const LIMITER_LUA: &str = include_str!("lua/limiter.lua");
 
 /// How long a place in flight or a reservation outlives its request when
 /// the node holding it dies (longer than any request: the provider read
@@ -68,9 +69,17 @@ impl Default for LimiterConfig {
 
 /// The shared backend.
 pub struct Shared {
-    redis: Arc<Redis>,
+    /// Admissions and settlements (started by the first request, on the
+    /// runtime that serves requests).
+    hot: Arc<Redis>,
+    /// Polling, publishing and reads (driven by the fleet sync).
+    control: Arc<Redis>,
     on_error: OnError,
-    shas: [String; 2],
+    sha: String,
+    /// Settlements waiting for the next admission.
+    outbox: Arc<Outbox>,
+    /// Whether the hot connections and the flusher run.
+    started: AtomicBool,
     /// This process's ticket prefix (random), so tickets never collide
     /// across nodes.
     node: u64,
@@ -94,8 +103,12 @@ struct Cmd {
 
 impl Cmd {
     fn new() -> Cmd {
+        Cmd::with_capacity(512)
+    }
+
+    fn with_capacity(bytes: usize) -> Cmd {
         Cmd {
-            body: Vec::with_capacity(512),
+            body: Vec::with_capacity(bytes),
             n: 0,
         }
     }
@@ -117,12 +130,100 @@ impl Cmd {
         self.arg(s.as_bytes())
     }
 
+    /// Appends the arguments `other` holds.
+    fn raw(&mut self, other: &Cmd) -> &mut Cmd {
+        self.body.extend_from_slice(&other.body);
+        self.n += other.n;
+        self
+    }
+
     fn finish(self, out: &mut Vec<u8>) {
         out.push(b'*');
         let mut b = itoa::Buffer::new();
         out.extend_from_slice(b.format(self.n).as_bytes());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
+    }
+}
+
+/// How long a settlement waits for an admission to ride along with before
+/// it is sent by itself.
+pub const FLUSH_MS: u64 = 2;
+
+/// Settled counters not yet sent: their keys and arguments, encoded.
+struct Pending {
+    keys: Cmd,
+    args: Cmd,
+    /// When the oldest was queued (Unix ms).
+    since_ms: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending {
+            keys: Cmd::with_capacity(0),
+            args: Cmd::with_capacity(0),
+            since_ms: 0,
+        }
+    }
+}
+
+/// The settlements waiting, and the flusher's alarm.
+#[derive(Default)]
+struct Outbox {
+    pending: std::sync::Mutex<Pending>,
+    wake: tokio::sync::Notify,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Returns settlements that could not be sent, ahead of newer ones.
+    fn put_back(&self, mut older: Pending) {
+        if older.keys.n == 0 {
+            return;
+        }
+        let mut p = self.lock();
+        older.keys.raw(&p.keys);
+        older.args.raw(&p.args);
+        if p.keys.n > 0 {
+            older.since_ms = older.since_ms.min(p.since_ms);
+        }
+        *p = older;
+    }
+}
+
+/// Sends settlements that waited [`FLUSH_MS`] with no admission to carry
+/// them (a quiet node), one script call for all of them.
+async fn flusher(outbox: Arc<Outbox>, hot: Arc<Redis>, sha: String) {
+    loop {
+        outbox.wake.notified().await;
+        loop {
+            let since = outbox.lock().since_ms;
+            let age = super::now_ms().saturating_sub(since);
+            if age < FLUSH_MS {
+                tokio::time::sleep(Duration::from_millis(FLUSH_MS - age)).await;
+                continue;
+            }
+            let settled = outbox.take();
+            if settled.keys.n > 0 {
+                let mut cmd = Cmd::new();
+                cmd.arg(b"EVALSHA").arg(sha.as_bytes());
+                Shared::script_args(&mut cmd, &settled, &[], 0, "", b"settle");
+                let mut bytes = Vec::with_capacity(cmd.body.len() + 16);
+                cmd.finish(&mut bytes);
+                if let Err(e) = hot.send(bytes, 1) {
+                    log::warn!("limiter: settling requests at {}: {e}", hot.target());
+                }
+            }
+            break;
+        }
     }
 }
 
@@ -170,11 +271,20 @@ impl Shared {
     /// The backend for `target` (connections start when
     /// [`Shared::drive`] runs).
     pub fn new(target: Target, on_error: OnError, timeout: Duration) -> Shared {
-        let redis = Redis::new(target, 2, timeout, vec![ADMIT_LUA.into(), SETTLE_LUA.into()]);
+        Shared::with_connections(target, on_error, timeout, 2)
+    }
+
+    /// The backend with `hot` connections for admissions and settlements
+    /// (one keeps every command of a test in order).
+    pub(super) fn with_connections(target: Target, on_error: OnError, timeout: Duration, hot: usize) -> Shared {
+        let scripts = vec![LIMITER_LUA.to_string()];
         Shared {
-            redis: Arc::new(redis),
+            hot: Arc::new(Redis::new(target.clone(), hot, timeout, scripts.clone())),
+            control: Arc::new(Redis::new(target, 1, timeout, scripts)),
             on_error,
-            shas: [sha1_hex(ADMIT_LUA), sha1_hex(SETTLE_LUA)],
+            sha: sha1_hex(LIMITER_LUA),
+            outbox: Arc::default(),
+            started: AtomicBool::new(false),
             node: fastrand::u64(..),
             seq: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -189,12 +299,13 @@ impl Shared {
 
     /// Whether a connection is up.
     pub fn connected(&self) -> bool {
-        self.redis.connected()
+        self.control.connected()
     }
 
-    /// Keeps the connections up (a background service runs this).
+    /// Keeps the control connection up (the fleet sync runs this); the hot
+    /// ones start with the first admission.
     pub async fn drive(&self) {
-        self.redis.clone().drive().await;
+        self.control.clone().drive().await;
     }
 
     /// A new ticket name, unique across the fleet.
@@ -217,51 +328,87 @@ impl Shared {
                 OnError::FailOpen => "admitting uncounted (fail_open)",
                 OnError::FailClosed => "refusing with 503 (fail_closed)",
             };
-            log::warn!("limiter: {what} at {}: {e}; {then}", self.redis.target());
+            log::warn!("limiter: {what} at {}: {e}; {then}", self.control.target());
         }
     }
 
-    /// Runs `sha`'s script with `keys_args` (the command after `EVALSHA
-    /// <sha>`), falling back to `EVAL` if the server lost its scripts.
-    async fn eval(&self, which: usize, build: impl Fn(&mut Cmd)) -> Result<Vec<Reply>, CallError> {
+    /// Runs the script on `pool` with the rest of the command `build`
+    /// writes (after `EVALSHA <sha>`), falling back to `EVAL` if the server
+    /// lost its scripts.
+    async fn eval(&self, pool: &Arc<Redis>, build: impl Fn(&mut Cmd)) -> Result<Vec<Reply>, CallError> {
         let mut cmd = Cmd::new();
-        cmd.arg(b"EVALSHA").arg(self.shas[which].as_bytes());
+        cmd.arg(b"EVALSHA").arg(self.sha.as_bytes());
         build(&mut cmd);
         let mut bytes = Vec::with_capacity(cmd.body.len() + 16);
         cmd.finish(&mut bytes);
-        let r = self.redis.call(bytes, 1).await?;
+        let r = pool.call(bytes, 1).await?;
         match r.first() {
             Some(Reply::Error(e)) if e.starts_with("NOSCRIPT") => {
                 let mut cmd = Cmd::new();
-                let body = if which == 0 { ADMIT_LUA } else { SETTLE_LUA };
-                cmd.arg(b"EVAL").arg(body.as_bytes());
+                cmd.arg(b"EVAL").arg(LIMITER_LUA.as_bytes());
                 build(&mut cmd);
                 let mut bytes = Vec::new();
                 cmd.finish(&mut bytes);
-                self.redis.call(bytes, 1).await
+                pool.call(bytes, 1).await
             }
             _ => Ok(r),
         }
     }
 
-    fn admit_args(cmd: &mut Cmd, checks: &[(&str, Kind, i64, i64)], now: u64, ticket: &str, mode: &[u8]) {
-        cmd.int(checks.len());
+    /// The script's arguments after `EVALSHA <sha>`: the settlements
+    /// riding along, then the counters to admit or read.
+    fn script_args(
+        cmd: &mut Cmd,
+        settled: &Pending,
+        checks: &[(&str, Kind, i64, i64)],
+        now: u64,
+        ticket: &str,
+        mode: &[u8],
+    ) {
+        cmd.int(settled.keys.n + checks.len());
+        cmd.raw(&settled.keys);
         for (meter, kind, ..) in checks {
             cmd.arg(key_of(meter, *kind, now).as_bytes());
         }
         cmd.int(now).arg(ticket.as_bytes()).int(LEASE_MS).arg(mode);
+        cmd.int(settled.keys.n / 2).raw(&settled.args);
         for (_, kind, limit, amount) in checks {
             let (k, span) = shape(*kind, now);
             cmd.arg(k.as_bytes()).int(*limit).int(*amount).int(span);
         }
     }
 
-    /// Admits or refuses against every check, atomically across the fleet.
+    /// Starts the hot connections and the settlement flusher on the
+    /// current runtime (the first admission's: the proxy workers').
+    fn start(&self) {
+        if self.started.load(Ordering::Relaxed) {
+            return;
+        }
+        self.hot.start();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if !self.started.swap(true, Ordering::AcqRel) {
+                rt.spawn(flusher(self.outbox.clone(), self.hot.clone(), self.sha.clone()));
+            }
+        }
+    }
+
+    /// Admits or refuses against every check, atomically across the fleet
+    /// (settling, in the same call, the requests that ended since the
+    /// last one).
     pub async fn admit(&self, checks: &[Check], now: u64, ticket: &str) -> Result<Admit, CallError> {
+        self.start();
         let list: Vec<(&str, Kind, i64, i64)> = checks.iter().map(|c| (&*c.meter, c.kind, c.limit, c.amount)).collect();
+        let settled = self.outbox.take();
         let r = self
-            .eval(0, |cmd| Self::admit_args(cmd, &list, now, ticket, b"admit"))
-            .await?;
+            .eval(&self.hot, |cmd| {
+                Self::script_args(cmd, &settled, &list, now, ticket, b"admit")
+            })
+            .await;
+        if r == Err(CallError::Down) {
+            // Never sent: the settlements wait for the next call.
+            self.outbox.put_back(settled);
+        }
+        let r = r?;
         let bad = || CallError::Lost;
         let Some(Reply::Array(Some(v))) = r.first() else {
             if let Some(Reply::Error(e)) = r.first() {
@@ -289,9 +436,13 @@ impl Shared {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        self.control.start();
         let list: Vec<(&str, Kind, i64, i64)> = items.iter().map(|(m, k)| (*m, *k, 0, 0)).collect();
+        let none = Pending::default();
         let r = self
-            .eval(0, |cmd| Self::admit_args(cmd, &list, now, "", b"read"))
+            .eval(&self.control, |cmd| {
+                Self::script_args(cmd, &none, &list, now, "", b"read")
+            })
             .await?;
         let Some(Reply::Array(Some(v))) = r.first() else {
             return Err(CallError::Lost);
@@ -300,37 +451,58 @@ impl Shared {
         Ok(rs.into_iter().map(|r| (r.used, r.reserved)).collect())
     }
 
-    /// Ends an admitted request (sent without waiting for the reply).
-    pub fn settle(&self, checks: &[Check], ticket: &str, at: u64, now: u64, tokens: i64, nano_usd: i64) {
-        let mut cmd = Cmd::new();
-        cmd.arg(b"EVALSHA").arg(self.shas[1].as_bytes());
-        let todo: Vec<&Check> = checks.iter().filter(|c| c.kind != Kind::Requests).collect();
-        if todo.is_empty() {
+    /// Waits until every settlement so far has been applied (tests).
+    #[cfg(test)]
+    pub(super) async fn barrier(&self) -> Result<(), CallError> {
+        let settled = self.outbox.take();
+        self.eval(&self.hot, |cmd| Self::script_args(cmd, &settled, &[], 0, "", b"settle"))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends the settlements still waiting (at shutdown), and waits for
+    /// Redis to apply them.
+    pub async fn flush(&self) {
+        let settled = self.outbox.take();
+        if settled.keys.n == 0 {
             return;
         }
-        cmd.int(todo.len() * 2);
-        for c in &todo {
-            cmd.arg(key_of(&c.meter, c.kind, at).as_bytes());
-            cmd.arg(key_of(&c.meter, c.kind, now).as_bytes());
+        let r = self
+            .eval(&self.control, |cmd| {
+                Self::script_args(cmd, &settled, &[], 0, "", b"settle")
+            })
+            .await;
+        if let Err(e) = r {
+            self.failed("settling requests at shutdown", &e);
         }
-        cmd.int(now).arg(ticket.as_bytes()).int(LEASE_MS);
-        for c in &todo {
+    }
+
+    /// Ends an admitted request: queued to ride along with the next
+    /// admission (or sent by itself within [`FLUSH_MS`]).
+    pub fn settle(&self, checks: &[Check], ticket: &str, at: u64, now: u64, tokens: i64, nano_usd: i64) {
+        let mut p = self.outbox.lock();
+        let was_empty = p.keys.n == 0;
+        for c in checks.iter().filter(|c| c.kind != Kind::Requests) {
+            p.keys.arg(key_of(&c.meter, c.kind, at).as_bytes());
+            p.keys.arg(key_of(&c.meter, c.kind, now).as_bytes());
             let (k, span) = shape(c.kind, now);
             let spent = if matches!(c.kind, Kind::Usd(_)) {
                 nano_usd
             } else {
                 tokens
             };
+            let a = &mut p.args;
             match c.kind {
-                Kind::Tokens => cmd.arg(b"t").int(tokens - c.amount).int(at).int(span),
-                Kind::Concurrency => cmd.arg(b"g").int(0).int(0).int(0),
-                _ => cmd.arg(k.as_bytes()).int(-c.amount).int(spent).int(span),
+                Kind::Tokens => a.arg(b"t").int(tokens - c.amount).int(at).int(span),
+                Kind::Concurrency => a.arg(b"g").int(0).int(0).int(0),
+                _ => a.arg(k.as_bytes()).int(-c.amount).int(spent).int(span),
             };
+            a.arg(ticket.as_bytes()).int(now);
         }
-        let mut bytes = Vec::with_capacity(cmd.body.len() + 16);
-        cmd.finish(&mut bytes);
-        if let Err(e) = self.redis.send(bytes, 1) {
-            self.failed("settling a request", &e);
+        if was_empty && p.keys.n > 0 {
+            p.since_ms = now;
+            drop(p);
+            self.outbox.wake.notify_one();
         }
     }
 
@@ -353,7 +525,7 @@ impl Shared {
         diff(GOV_BUDGETS, before.1, after.1, |b| &b.id, &mut |a| push(a, &mut bytes));
         push(&[b"INCR", GOV_VERSION.as_bytes()], &mut bytes);
         push(&[b"EXEC"], &mut bytes);
-        let r = self.redis.call(bytes, n).await?;
+        let r = self.control.call(bytes, n).await?;
         match r.last() {
             Some(Reply::Array(Some(_))) => Ok(()),
             _ => Err(CallError::Lost),
@@ -364,7 +536,7 @@ impl Shared {
     pub async fn version(&self) -> Result<i64, CallError> {
         let mut bytes = Vec::new();
         resp::encode(&[b"GET".as_slice(), GOV_VERSION.as_bytes()], &mut bytes);
-        let r = self.redis.call(bytes, 1).await?;
+        let r = self.control.call(bytes, 1).await?;
         Ok(r.first().and_then(Reply::int).unwrap_or(0))
     }
 
@@ -375,7 +547,7 @@ impl Shared {
         resp::encode(&[b"GET".as_slice(), GOV_VERSION.as_bytes()], &mut bytes);
         resp::encode(&[b"HGETALL".as_slice(), GOV_KEYS.as_bytes()], &mut bytes);
         resp::encode(&[b"HGETALL".as_slice(), GOV_BUDGETS.as_bytes()], &mut bytes);
-        let r = self.redis.call(bytes, 3).await?;
+        let r = self.control.call(bytes, 3).await?;
         let v = r.first().and_then(Reply::int).unwrap_or(0);
         Ok((v, values(r.get(1)), values(r.get(2))))
     }

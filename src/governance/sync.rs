@@ -63,7 +63,8 @@ impl FleetSync {
 impl pingora_core::services::background::BackgroundService for FleetSync {
     async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
         let Some(sh) = self.gov.shared().cloned() else { return };
-        let drive = tokio::spawn(async move { sh.drive().await });
+        let driven = sh.clone();
+        let drive = tokio::spawn(async move { driven.drive().await });
         let mut seen = None;
         loop {
             tokio::select! {
@@ -71,6 +72,9 @@ impl pingora_core::services::background::BackgroundService for FleetSync {
                 _ = shutdown.changed() => break,
             }
         }
+        // Settlements still waiting would hold places in flight until
+        // their leases end.
+        sh.flush().await;
         drive.abort();
     }
 }

@@ -97,6 +97,12 @@ impl Window {
         0
     }
 
+    /// Milliseconds until what is counted now leaves the window (when the
+    /// current bucket does).
+    pub fn ms_until_leaves(&self, now_ms: u64) -> u64 {
+        ((self.bucket_of(now_ms) + BUCKETS as u64) * self.width_ms).saturating_sub(now_ms)
+    }
+
     /// Milliseconds until every count has left the window: when the
     /// newest non-empty bucket leaves (no allocation: every admitted
     /// request's reset header is this).

@@ -1,0 +1,136 @@
+//! The two limiter backends decide alike: one random sequence of
+//! admissions and settlements (every kind of counter, refusals included)
+//! runs against the in-process meters and against `lua/limiter.lua` on a
+//! real `redis-server`, and every outcome and reading must match.
+
+use super::meters::{Admit, Check, Kind, Meters};
+use super::redis::Target;
+use super::shared::{OnError, Shared};
+use super::window::Period;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A throwaway `redis-server` on a free port (killed on drop).
+async fn redis_server(dir: &std::path::Path) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = tokio::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed (scripts/deps.sh installs it)");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("Ready to accept connections") {
+                return true;
+            }
+        }
+        false
+    };
+    let ok = tokio::time::timeout(Duration::from_secs(10), ready)
+        .await
+        .unwrap_or(false);
+    assert!(ok, "redis-server did not become ready");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+/// The counters the sequence draws from: (meter, kind, limit).
+const COUNTERS: [(&str, Kind, i64); 6] = [
+    ("k:rpm", Kind::Requests, 7),
+    ("k:tpm", Kind::Tokens, 2_000),
+    ("k:concurrency", Kind::Concurrency, 2),
+    ("k:usd", Kind::Usd(Period::Hour), 10_000),
+    ("k:tokens", Kind::BudgetTokens(Period::Rolling(120_000)), 3_000),
+    ("path:/a:rpm", Kind::Requests, 1),
+];
+
+#[tokio::test]
+async fn the_redis_script_decides_as_the_in_process_meters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, port) = redis_server(dir.path()).await;
+    let target = Target::parse(&format!("redis://127.0.0.1:{port}")).expect("url");
+    // One connection: settlements (not awaited) stay in order with the
+    // admissions after them.
+    let shared = Shared::with_connections(target, OnError::FailClosed, Duration::from_secs(5), 1);
+    let meters = Meters::default();
+    let mut rng = fastrand::Rng::with_seed(7);
+    // Real time: the script's expiries are set against the server's clock.
+    let mut now = super::now_ms();
+    let mut open: Vec<(Vec<Check>, String, u64)> = Vec::new();
+    let (mut admitted, mut refused) = ([0u32; 6], [0u32; 6]);
+    for step in 0..800 {
+        now += rng.u64(0..1_500);
+        if !open.is_empty() && rng.u8(0..5) == 0 {
+            let (checks, ticket, at) = open.swap_remove(rng.usize(0..open.len()));
+            let (tokens, nano) = (rng.i64(0..800), rng.i64(0..600));
+            meters.settle(&checks, at, now, tokens, nano);
+            shared.settle(&checks, &ticket, at, now, tokens, nano);
+            continue;
+        }
+        let tokens = rng.i64(1..900);
+        let usd = rng.i64(0..2_500);
+        let picked: Vec<bool> = COUNTERS.iter().map(|_| rng.u8(0..3) != 0).collect();
+        let checks: Vec<Check> = COUNTERS
+            .iter()
+            .zip(&picked)
+            .filter(|(_, p)| **p)
+            .map(|(&(meter, kind, limit), _)| Check {
+                meter: meter.into(),
+                kind,
+                limit,
+                amount: match kind {
+                    Kind::Tokens | Kind::BudgetTokens(_) => tokens,
+                    Kind::Usd(_) => usd,
+                    _ => 1,
+                },
+                scope: "key `k`".into(),
+                soft: None,
+            })
+            .collect();
+        if checks.is_empty() {
+            continue;
+        }
+        let ticket = shared.ticket();
+        let here = meters.admit(&checks, now);
+        let there = shared.admit(&checks, now, &ticket).await.expect("redis answers");
+        let which = |i: usize| COUNTERS.iter().position(|c| *c.0 == *checks[i].meter).unwrap_or(0);
+        match (&here, &there) {
+            (Admit::Yes(a), Admit::Yes(b)) => {
+                assert_eq!(a, b, "step {step}: readings of {checks:?}");
+                for i in 0..checks.len() {
+                    admitted[which(i)] += 1;
+                }
+                open.push((checks, ticket, now));
+            }
+            (Admit::No(i, a), Admit::No(j, b)) => {
+                assert_eq!((i, a), (j, b), "step {step}: refusal of {checks:?}");
+                refused[which(*i)] += 1;
+            }
+            _ => panic!("step {step}: in-process {here:?}, Redis {there:?} for {checks:?}"),
+        }
+    }
+    // Every kind of counter both admitted and refused: the sequence tested
+    // each rule, not only the easy side of it.
+    for (i, c) in COUNTERS.iter().enumerate() {
+        assert!(
+            admitted[i] > 5 && refused[i] > 2,
+            "{}: {admitted:?} admitted, {refused:?} refused",
+            c.0
+        );
+    }
+    // And after the last settlements, the same state.
+    shared.barrier().await.expect("redis answers");
+    let items: Vec<(&str, Kind)> = COUNTERS.iter().map(|&(m, k, _)| (m, k)).collect();
+    let there = shared.read(&items, now).await.expect("redis answers");
+    let here: Vec<(i64, i64)> = items.iter().map(|&(m, k)| meters.read(m, k, now)).collect();
+    assert_eq!(here, there);
+}
