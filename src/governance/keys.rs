@@ -207,6 +207,9 @@ pub struct ManagedKey {
     pub last_used_ms: AtomicU64,
     /// Its counters' names and scope label, made once (not per request).
     pub names: ScopeNames,
+    /// The current secret's hash, parsed once (a rotated-out secret's
+    /// hash finds the key too, and is told apart by this).
+    hash: [u8; 32],
 }
 
 /// The names of one scope's counters (`<base>:rpm`, …) and how errors name
@@ -253,8 +256,12 @@ impl ScopeNames {
 
 impl ManagedKey {
     /// Notes a use at `now_ms` (a relaxed store: approximate is enough).
+    /// Written at most once a second, so workers on other
+    /// cores do not fight over the cache line on every request.
     pub fn touch(&self, now_ms: u64) {
-        self.last_used_ms.store(now_ms, Ordering::Relaxed);
+        if self.last_used_ms.load(Ordering::Relaxed) / 1000 != now_ms / 1000 {
+            self.last_used_ms.store(now_ms, Ordering::Relaxed);
+        }
     }
 }
 
@@ -348,7 +355,36 @@ fn base64url(b: &[u8]) -> String {
 /// its grace period), swapped whole when keys change.
 #[derive(Default)]
 pub struct KeyRing {
-    by_hash: ArcSwap<HashMap<[u8; 32], Arc<ManagedKey>>>,
+    by_hash: ArcSwap<HashMap<[u8; 32], Arc<ManagedKey>, DigestHash>>,
+}
+
+/// Hashes a SHA-256 digest by its first eight bytes: it is already
+/// uniformly random, and no caller can choose a secret whose digest
+/// collides (SipHash would add nothing but time on every request).
+#[derive(Default, Clone, Copy)]
+pub struct DigestHash;
+
+impl std::hash::BuildHasher for DigestHash {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+/// See [`DigestHash`].
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its bytes (no length prefix for arrays).
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
 }
 
 impl KeyRing {
@@ -363,13 +399,14 @@ impl KeyRing {
             .map(|k| (k.rec.id.clone(), k.last_used_ms.load(Ordering::Relaxed)))
             .collect();
         let last = |id: &str| old.get(id).copied().unwrap_or(0);
-        let mut map = HashMap::with_capacity(records.len());
+        let mut map = HashMap::with_capacity_and_hasher(records.len(), DigestHash);
         for rec in records {
             let Ok(h) = parse_hash(&rec.hash) else { continue };
             let prev = rec.previous.as_ref().and_then(|p| parse_hash(&p.hash).ok());
             let k = Arc::new(ManagedKey {
                 last_used_ms: AtomicU64::new(last(&rec.id)),
                 names: ScopeNames::of_key(&rec),
+                hash: h,
                 rec,
             });
             if let Some(p) = prev {
@@ -402,7 +439,7 @@ impl KeyRing {
         }
         let h = digest(secret);
         let k = self.by_hash.load().get(&h).cloned()?;
-        let current = parse_hash(&k.rec.hash).is_ok_and(|c| c == h);
+        let current = k.hash == h;
         if !current && k.rec.previous.as_ref().is_none_or(|p| now_ms >= p.until_ms) {
             return None;
         }

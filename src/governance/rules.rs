@@ -185,25 +185,34 @@ fn header(name: &'static str, value: &str) -> Option<(http::HeaderName, http::He
     ))
 }
 
-/// Go-style durations, as OpenAI's reset headers write them (`20ms`,
-/// `1.5s`, `6m0s`).
-pub fn fmt_reset(ms: u64) -> String {
+/// Writes a Go-style duration, as OpenAI's reset headers write them
+/// (`20ms`, `1.5s`, `6m0s`), into `out` (integer arithmetic, no allocation
+/// of its own: this runs for every limited answer).
+fn write_reset(ms: u64, out: &mut Vec<u8>) {
+    let mut n = itoa::Buffer::new();
     if ms < 1000 {
-        return format!("{ms}ms");
+        out.extend_from_slice(n.format(ms).as_bytes());
+        out.extend_from_slice(b"ms");
+        return;
     }
     let (m, rest) = (ms / 60_000, ms % 60_000);
-    // Integer arithmetic only: this runs for every limited answer.
-    let secs = if rest % 1000 == 0 {
-        format!("{}s", rest / 1000)
-    } else {
-        let frac = format!("{:03}", rest % 1000);
-        format!("{}.{}s", rest / 1000, frac.trim_end_matches('0'))
-    };
     if m > 0 {
-        format!("{m}m{secs}")
-    } else {
-        secs
+        out.extend_from_slice(n.format(m).as_bytes());
+        out.push(b'm');
     }
+    out.extend_from_slice(n.format(rest / 1000).as_bytes());
+    let frac = rest % 1000;
+    if frac != 0 {
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let keep = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
+        out.push(b'.');
+        out.extend_from_slice(&digits[..keep]);
+    }
+    out.push(b's');
 }
 
 /// The response headers of an admitted request: OpenAI's rate-limit trio
@@ -224,7 +233,12 @@ pub fn headers(checks: &[Check], readings: &[Reading]) -> (super::Headers, Vec<S
         "x-ratelimit-remaining-tokens",
         "x-ratelimit-reset-tokens",
     ];
-    for (kind, names) in [(Kind::Requests, REQUESTS), (Kind::Tokens, TOKENS)] {
+    let mut buf: Vec<u8> = Vec::with_capacity(64);
+    let mut spans: [Option<(Names, [usize; 4])>; 2] = [None, None];
+    for (slot, (kind, names)) in spans
+        .iter_mut()
+        .zip([(Kind::Requests, REQUESTS), (Kind::Tokens, TOKENS)])
+    {
         let best = checks
             .iter()
             .zip(readings)
@@ -232,17 +246,22 @@ pub fn headers(checks: &[Check], readings: &[Reading]) -> (super::Headers, Vec<S
             .min_by_key(|(c, r)| c.limit - r.used - c.amount);
         if let Some((c, r)) = best {
             let remaining = (c.limit - r.used - c.amount).max(0);
-            // Numbers straight into header values (one allocation each).
-            h.push((
-                http::HeaderName::from_static(names[0]),
-                http::HeaderValue::from(c.limit),
-            ));
-            h.push((
-                http::HeaderName::from_static(names[1]),
-                http::HeaderValue::from(remaining),
-            ));
-            if let Ok(v) = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(fmt_reset(r.reset_ms))) {
-                h.push((http::HeaderName::from_static(names[2]), v));
+            let mut n = itoa::Buffer::new();
+            let at = buf.len();
+            buf.extend_from_slice(n.format(c.limit).as_bytes());
+            let mid = buf.len();
+            buf.extend_from_slice(n.format(remaining).as_bytes());
+            let reset = buf.len();
+            write_reset(r.reset_ms, &mut buf);
+            *slot = Some((names, [at, mid, reset, buf.len()]));
+        }
+    }
+    // All six values are slices of one buffer: one allocation, not six.
+    let buf = bytes::Bytes::from(buf);
+    for (names, [a, b, c, d]) in spans.into_iter().flatten() {
+        for (name, (from, to)) in names.into_iter().zip([(a, b), (b, c), (c, d)]) {
+            if let Ok(v) = http::HeaderValue::from_maybe_shared(buf.slice(from..to)) {
+                h.push((http::HeaderName::from_static(name), v));
             }
         }
     }
@@ -287,6 +306,12 @@ mod tests {
         assert!(covers("/acme", "/acme") && covers("/acme", "/acme/search/u1"));
         assert!(!covers("/acme", "/acmeco") && !covers("/acme/x", "/acme"));
         assert!(covers("/", "") && covers("/", "/anything"));
+    }
+
+    fn fmt_reset(ms: u64) -> String {
+        let mut out = Vec::new();
+        write_reset(ms, &mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     #[test]

@@ -119,10 +119,11 @@ pub async fn admit(
 /// The admitted request's headers, added to its answer: OpenAI's rate-limit
 /// headers (which replace the provider's own, when the gateway limits the
 /// caller), budget warnings and notes.
-pub fn add_headers(s: &RequestSummary, headers: &mut crate::http::Headers) {
-    let Some(t) = &s.ticket else { return };
+/// (Moved out of the ticket, not copied: an answer is headed once.)
+pub fn add_headers(s: &mut RequestSummary, headers: &mut crate::http::Headers) {
+    let Some(t) = &mut s.ticket else { return };
     if t.headers.iter().any(|(k, _)| k.as_str().starts_with("x-ratelimit-")) {
         headers.retain(|(k, _)| !k.as_str().starts_with("x-ratelimit-"));
     }
-    headers.extend(t.headers.iter().cloned());
+    headers.append(&mut t.headers);
 }

@@ -508,3 +508,52 @@ async fn scope_limits_and_path_budgets_from_yaml_and_the_admin_api() {
     assert_eq!(s, 200);
     assert_eq!(post("gpt-4o-mini", Some("/shop")).await.expect("send").status(), 200);
 }
+
+/// Load against one key whose limits fit it exactly: 32 clients at once,
+/// 320 requests, `rpm: 320`, `concurrency: 32`. Not one is refused, each
+/// admission sees its own count (the remaining-requests headers are
+/// exactly 319 down to 0, each once), and the 321st is refused.
+#[tokio::test]
+async fn thirty_two_clients_at_a_limit_that_fits_get_no_spurious_429() {
+    let mock = MockUpstream::openai().await;
+    let gw = gateway(&mock, None).await;
+    let body = json!({"name": "busy", "limits": {"rpm": 320, "tpm": 100_000_000, "concurrency": 32},
+        "budget": {"usd": 1000, "period": "day"}});
+    let (_, key) = create_key(&gw, body).await;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (url, key) = (format!("{}/v1/chat/completions", gw.base_url), key.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut seen = Vec::new();
+                for _ in 0..10 {
+                    let r = http
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&chat("gpt-4o-mini"))
+                        .send()
+                        .await
+                        .expect("send");
+                    let remaining = header(&r, "x-ratelimit-remaining-requests");
+                    seen.push((r.status().as_u16(), remaining));
+                    r.bytes().await.expect("body");
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut remaining = Vec::new();
+    for t in tasks {
+        for (status, left) in t.await.expect("task") {
+            assert_eq!(status, 200, "a spurious refusal (remaining {left:?})");
+            remaining.push(
+                left.and_then(|v| v.parse::<u32>().ok())
+                    .expect("x-ratelimit-remaining-requests"),
+            );
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..320).collect::<Vec<u32>>());
+    assert_eq!(chat_status(&gw, &key, "gpt-4o-mini").await, 429);
+    assert_eq!(mock.requests().len(), 320);
+}
