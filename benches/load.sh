@@ -591,6 +591,7 @@ if [[ "$REDIS_RUNS" == 1 ]]; then
     REDIS_ADD_P50=$(f "${R[redis_c1.p50]} - ${R[gov_c1.p50]}")
     REDIS_RPS_RATIO=$(ratio "${R[redis_c32.rps]}" "${R[gov_c32.rps]}")
     REDIS_CPU_ADD=$(f "${R[redis_c32.cpu_us_per_req]} - ${R[gov_c32.cpu_us_per_req]}")
+    REDIS_GW_BOUND=$(ratio "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}")
     T_REDIS_P50=$(pass "$REDIS_ADD_P50 <= 150")
     T_REDIS_RPS=$(pass "$REDIS_RPS_RATIO >= 0.8")
     T_REDIS_ERR=$(pass "$REDIS_BACKEND_ERRORS + ${R[redis_c32.err_status]} + ${R[redis_c1.err_status]} == 0")
@@ -675,6 +676,9 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
             printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[gov_c32.rps]}" "${R[redis_c32.rps]}" "x$REDIS_RPS_RATIO"
             printf '%-28s %14s %14s %14s\n' "gateway CPU/req c=32 (us)" "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}" "$(sgn "$REDIS_CPU_ADD")"
             printf '%-28s %14s %14s\n' "redis-server CPU/req (us)" "" "${R[redis_c32.redis_cpu_us_per_req]} (c=1: ${R[redis_c1.redis_cpu_us_per_req]})"
+            printf '%-28s %14s %14s\n' "  gateway-bound req/s ratio" "" "x$(ratio "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}")"
+            echo "  (derived: in-process ÷ Redis gateway CPU per request — the throughput ratio when"
+            echo "   redis-server runs on a host of its own; here it shares these $(nproc) cores with wrk and the gateway)"
             printf '%-28s %14s %14s\n' "backend errors, non-2xx" "" "$REDIS_BACKEND_ERRORS, $((${R[redis_c1.err_status]} + ${R[redis_c32.err_status]}))"
         fi
         echo
@@ -793,8 +797,8 @@ mkdir -p "$(dirname "$LOAD_JSON")"
             "$GOV_ADD_C32" "$GOV_ADD_C1" "$((${R[gov_c1.err_status]} + ${R[gov_c32.err_status]}))"
     fi
     if [[ "$REDIS_RUNS" == 1 ]]; then
-        printf '  "redis_added_p50_us_c1": %s, "redis_over_in_process_rps_c32": %s, "redis_added_cpu_us_c32": %s, "redis_server_cpu_us_per_req_c32": %s, "redis_backend_errors": %s,\n' \
-            "$REDIS_ADD_P50" "$REDIS_RPS_RATIO" "$REDIS_CPU_ADD" "${R[redis_c32.redis_cpu_us_per_req]}" "$REDIS_BACKEND_ERRORS"
+        printf '  "redis_added_p50_us_c1": %s, "redis_over_in_process_rps_c32": %s, "redis_added_cpu_us_c32": %s, "redis_gateway_bound_ratio": %s, "redis_server_cpu_us_per_req_c32": %s, "redis_backend_errors": %s,\n' \
+            "$REDIS_ADD_P50" "$REDIS_RPS_RATIO" "$REDIS_CPU_ADD" "$REDIS_GW_BOUND" "${R[redis_c32.redis_cpu_us_per_req]}" "$REDIS_BACKEND_ERRORS"
     fi
     printf '  "cpu_idle_mode": "%s", "binary_bytes": %s, "wrk_errors": %s,\n' "$CPU_MODE" "$BIN_BYTES" "$ERRS"
     printf '  "targets": {"cpu_per_request_le_50us": "%s", "added_p50_c1_le_100us": "%s", "idle_rss_le_20mib": "%s", "rss_streams_le_150mib": "%s", "binary_le_20mb": "%s", "translation_cpu_le_1_5x": "%s", "ttft_translated_added_p50_le_1ms": "%s"}\n' \
