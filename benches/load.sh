@@ -676,7 +676,7 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
             printf '%-28s %14s %14s %14s\n' "c=32  throughput (req/s)" "${R[gov_c32.rps]}" "${R[redis_c32.rps]}" "x$REDIS_RPS_RATIO"
             printf '%-28s %14s %14s %14s\n' "gateway CPU/req c=32 (us)" "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}" "$(sgn "$REDIS_CPU_ADD")"
             printf '%-28s %14s %14s\n' "redis-server CPU/req (us)" "" "${R[redis_c32.redis_cpu_us_per_req]} (c=1: ${R[redis_c1.redis_cpu_us_per_req]})"
-            printf '%-28s %14s %14s\n' "  gateway-bound req/s ratio" "" "x$(ratio "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}")"
+            printf '%-28s %14s %14s\n' "  gateway-bound req/s ratio" "" "x$REDIS_GW_BOUND"
             echo "  (derived: in-process ÷ Redis gateway CPU per request — the throughput ratio when"
             echo "   redis-server runs on a host of its own; here it shares these $(nproc) cores with wrk and the gateway)"
             printf '%-28s %14s %14s\n' "backend errors, non-2xx" "" "$REDIS_BACKEND_ERRORS, $((${R[redis_c1.err_status]} + ${R[redis_c32.err_status]}))"
