@@ -19,7 +19,11 @@
 #   LOAD_JSON=target/load-summary.json   where the JSON summary goes
 #   SKIP_BUILD=0         1 = use the binaries already in target/release
 #   GOVERNANCE_RUNS=1    0 = skip the third gateway (one managed key with
-#                        rpm, tpm, concurrency and a budget, all generous)
+#                        an rpm limit and a budget, both generous: the
+#                        issue's target configuration)
+#   GOV_LIMITS='{rpm: 100000000}'   the third gateway's key's `limits:`
+#                        (e.g. add `tpm: 1000000000000, concurrency: 10000`
+#                        to measure every kind of limit at once)
 #   REDIS_RUNS=1         0 = skip the fourth gateway (the third's key and
 #                        limits, counted in a real redis-server)
 #   POLL=1               1 (as root) = idle CPUs poll instead of halting for
@@ -47,6 +51,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 RESILIENCE_RUNS=${RESILIENCE_RUNS:-1}
 GOVERNANCE_RUNS=${GOVERNANCE_RUNS:-1}
 REDIS_RUNS=${REDIS_RUNS:-$GOVERNANCE_RUNS}
+GOV_LIMITS=${GOV_LIMITS:-'{rpm: 100000000}'}
 POLL=${POLL:-1}
 MODEL=gpt-4o-mini
 CLAUDE=claude-3-5-haiku-20241022 # routed to the mock's Anthropic endpoint
@@ -248,7 +253,7 @@ if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
 providers:
   openai: {base_url: "http://$MOCK_ADDR/v1", api_key: k, models: [$MODEL]}
 keys:
-  - {name: load, hash: "$GOV_HASH", limits: {rpm: 100000000, tpm: 1000000000000, concurrency: 10000}, budget: {usd: 1000000000, period: month}}
+  - {name: load, hash: "$GOV_HASH", limits: $GOV_LIMITS, budget: {usd: 1000000000, period: month}}
 EOF
     } >"$TMP/governed.yaml"
     env SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/data3" SWITCHYARD_LOG=warn \
@@ -446,7 +451,7 @@ if [[ "$RESILIENCE_RUNS" == 1 ]]; then
 fi
 if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
     # gov_* = the same traffic with a managed key: hash lookup, grant,
-    # rpm/tpm/concurrency and a budget reserved and settled per request.
+    # the limits in GOV_LIMITS (default: rpm) and a budget reserved and settled per request.
     run_wrk gov_c1 "$GW3_ADDR" 1 1 "$DURATION" "$TMP/gov.lua" "$GW3_PID"
     run_wrk gov_c32 "$GW3_ADDR" 2 32 "$DURATION" "$TMP/gov.lua" "$GW3_PID"
 fi
@@ -664,6 +669,7 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
     fi
     if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
         printf '%-28s %14s %14s %14s\n' "one managed key + limits" "no key" "in-process" "added"
+        echo "  (limits: $GOV_LIMITS + a monthly budget)"
         printf '%-28s %14s %14s %14s\n' "CPU/req c=1 (us)" "${R[gw_c1.cpu_us_per_req]}" "${R[gov_c1.cpu_us_per_req]}" "$(sgn "$GOV_ADD_C1")"
         printf '%-28s %14s %14s %14s\n' "CPU/req c=32 (us)" "$CPU" "${R[gov_c32.cpu_us_per_req]}" "$(sgn "$GOV_ADD_C32")"
         printf '%-28s %14s %14s\n' "c=32  throughput (req/s)" "${R[gw_c32.rps]}" "${R[gov_c32.rps]}"
