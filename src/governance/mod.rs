@@ -21,6 +21,7 @@ pub mod persist;
 pub mod redis;
 pub mod resp;
 pub mod rules;
+mod script;
 pub mod shared;
 pub mod sync;
 pub mod window;

@@ -120,11 +120,16 @@ impl std::fmt::Display for CallError {
 
 type Replies = oneshot::Sender<Vec<Reply>>;
 
+/// What runs on a call's replies, on the connection's task (dropped
+/// unrun if the connection breaks first).
+pub type Then = Box<dyn FnOnce(Vec<Reply>) + Send>;
+
 /// Commands for one connection, and how many replies they produce.
 struct Call {
     bytes: Vec<u8>,
     replies: usize,
     to: Option<Replies>,
+    then: Option<Then>,
 }
 
 /// The pool.
@@ -202,6 +207,7 @@ impl Redis {
             bytes,
             replies,
             to: Some(tx),
+            then: None,
         })
         .map_err(|_| CallError::Down)?;
         match pingora_timeout::fast_timeout::fast_timeout(self.timeout, rx).await {
@@ -230,6 +236,13 @@ impl Redis {
         self.pick()
     }
 
+    /// Waits until the first attempt to connect has ended (at most the
+    /// timeout), so a call made at start-up is not failed for being early;
+    /// at once after that.
+    pub async fn first_attempt(&self) {
+        let _ = self.first_connection().await;
+    }
+
     /// Sends without waiting (a settlement after the answer has gone).
     pub fn send(&self, bytes: Vec<u8>, replies: usize) -> Result<(), CallError> {
         let conn = self.pick().ok_or(CallError::Down)?;
@@ -237,6 +250,23 @@ impl Redis {
             bytes,
             replies,
             to: None,
+            then: None,
+        })
+        .map_err(|_| CallError::Down)
+    }
+
+    /// Sends and runs `then` on the replies when they come, on the
+    /// connection's own task: nothing waits, so nothing a caller drops can
+    /// lose them. `Down` at once when no connection is up (`then` dropped
+    /// unrun, as it is when the connection breaks). No timeout: a caller
+    /// that needs one waits for what `then` sends it.
+    pub fn send_then(&self, bytes: Vec<u8>, replies: usize, then: Then) -> Result<(), CallError> {
+        let conn = self.pick().ok_or(CallError::Down)?;
+        conn.send(Call {
+            bytes,
+            replies,
+            to: None,
+            then: Some(then),
         })
         .map_err(|_| CallError::Down)
     }
@@ -356,6 +386,7 @@ struct Waiting {
     left: usize,
     got: Vec<Reply>,
     to: Option<Replies>,
+    then: Option<Then>,
 }
 
 /// Serves calls on one connection until it breaks; says why.
@@ -373,7 +404,7 @@ async fn serve(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Call>) -> Stri
                 // Everything queued goes out in one write.
                 while let Some(c) = next {
                     out.extend_from_slice(&c.bytes);
-                    waiting.push_back(Waiting { left: c.replies, got: Vec::with_capacity(c.replies), to: c.to });
+                    waiting.push_back(Waiting { left: c.replies, got: Vec::with_capacity(c.replies), to: c.to, then: c.then });
                     next = if out.len() < 64 * 1024 { rx.try_recv().ok() } else { None };
                 }
                 if let Err(e) = wr.write_all(&out).await {
@@ -400,6 +431,8 @@ async fn serve(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Call>) -> Stri
                                 if let Some(w) = waiting.pop_front() {
                                     if let Some(to) = w.to {
                                         let _ = to.send(w.got);
+                                    } else if let Some(then) = w.then {
+                                        then(w.got);
                                     }
                                 }
                             }

@@ -1,10 +1,14 @@
 //! The Redis limiter backend, for fleets: every counter lives in Redis and
-//! each admission is one server-side script (`lua/limiter.lua`), so limits
-//! hold exactly across every node that shares it — one round trip per
-//! request. Settlement (the same script) is sent after the answer, without
-//! waiting. Admissions and settlements use connections driven on the proxy
-//! workers' own runtime (no hop to another thread per call); the fleet
-//! sync's polling and the admin views use one of their own. When Redis does not answer within the timeout the request is
+//! admissions run in one server-side script (`lua/limiter.lua`), so limits
+//! hold exactly across every node that shares it. Admissions are group
+//! committed: one call is out at a time, and every request that arrives
+//! meanwhile goes in the next one, so a request waits at most one call
+//! longer than its own round trip and, under load, one call serves many
+//! (Redis reads and writes each counter once per call). Settlements wait
+//! to ride along with the next call (or go by themselves after
+//! [`FLUSH_MS`]). The calls use connections driven on the proxy workers'
+//! own runtime; the fleet sync's polling and the admin views use one of
+//! their own. When Redis does not answer within the timeout the request is
 //! admitted uncounted (`fail_open`, the default) or refused with 503
 //! (`fail_closed`); either way it is logged (at most every few seconds) and
 //! counted in `switchyard_limiter_backend_errors_total`.
@@ -15,24 +19,16 @@
 //! second.
 
 use super::keys::KeyRecord;
-use super::meters::{Admit, Check, Kind, Reading};
+use super::meters::{Admit, Check, Kind};
 use super::redis::{CallError, Redis, Target};
 use super::resp::{self, Reply};
 use super::rules::PathBudget;
-use super::window::{Period, BUCKETS};
+use super::script::{command, outcome, readings, script_args, sha1_hex, Cmd, Counter, Pending, Req, LIMITER_LUA};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
-const LIMITER_LUA: &str = include_str!("lua/limiter.lua");
-
-/// How long a place in flight or a reservation outlives its request when
-/// the node holding it dies (longer than any request: the provider read
-/// timeout is 600 s).
-pub const LEASE_MS: u64 = 15 * 60_000;
-
-/// Every key this backend writes starts with this.
-const PREFIX: &str = "sy:";
 const GOV_VERSION: &str = "sy:gov:v";
 const GOV_KEYS: &str = "sy:gov:keys";
 const GOV_BUDGETS: &str = "sy:gov:budgets";
@@ -78,6 +74,10 @@ pub struct Shared {
     sha: String,
     /// Settlements waiting for the next admission.
     outbox: Arc<Outbox>,
+    /// Admissions, group committed.
+    batcher: Arc<Batcher>,
+    /// The longest an admission waits (two calls' timeouts).
+    wait: Duration,
     /// Whether the hot connections and the flusher run.
     started: AtomicBool,
     /// This process's ticket prefix (random), so tickets never collide
@@ -89,84 +89,9 @@ pub struct Shared {
     last_warned_ms: AtomicU64,
 }
 
-fn sha1_hex(s: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, s.as_bytes());
-    super::keys::hex(d.as_ref())
-}
-
-/// A command being built: arguments appended as they come, the count
-/// written in front at the end.
-struct Cmd {
-    body: Vec<u8>,
-    n: usize,
-}
-
-impl Cmd {
-    fn new() -> Cmd {
-        Cmd::with_capacity(512)
-    }
-
-    fn with_capacity(bytes: usize) -> Cmd {
-        Cmd {
-            body: Vec::with_capacity(bytes),
-            n: 0,
-        }
-    }
-
-    fn arg(&mut self, a: &[u8]) -> &mut Cmd {
-        self.body.push(b'$');
-        let mut b = itoa::Buffer::new();
-        self.body.extend_from_slice(b.format(a.len()).as_bytes());
-        self.body.extend_from_slice(b"\r\n");
-        self.body.extend_from_slice(a);
-        self.body.extend_from_slice(b"\r\n");
-        self.n += 1;
-        self
-    }
-
-    fn int(&mut self, v: impl itoa::Integer) -> &mut Cmd {
-        let mut b = itoa::Buffer::new();
-        let s = b.format(v);
-        self.arg(s.as_bytes())
-    }
-
-    /// Appends the arguments `other` holds.
-    fn raw(&mut self, other: &Cmd) -> &mut Cmd {
-        self.body.extend_from_slice(&other.body);
-        self.n += other.n;
-        self
-    }
-
-    fn finish(self, out: &mut Vec<u8>) {
-        out.push(b'*');
-        let mut b = itoa::Buffer::new();
-        out.extend_from_slice(b.format(self.n).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
-    }
-}
-
 /// How long a settlement waits for an admission to ride along with before
 /// it is sent by itself.
 pub const FLUSH_MS: u64 = 2;
-
-/// Settled counters not yet sent: their keys and arguments, encoded.
-struct Pending {
-    keys: Cmd,
-    args: Cmd,
-    /// When the oldest was queued (Unix ms).
-    since_ms: u64,
-}
-
-impl Default for Pending {
-    fn default() -> Pending {
-        Pending {
-            keys: Cmd::with_capacity(0),
-            args: Cmd::with_capacity(0),
-            since_ms: 0,
-        }
-    }
-}
 
 /// The settlements waiting, and the flusher's alarm.
 #[derive(Default)]
@@ -183,20 +108,6 @@ impl Outbox {
     fn take(&self) -> Pending {
         std::mem::take(&mut *self.lock())
     }
-
-    /// Returns settlements that could not be sent, ahead of newer ones.
-    fn put_back(&self, mut older: Pending) {
-        if older.keys.n == 0 {
-            return;
-        }
-        let mut p = self.lock();
-        older.keys.raw(&p.keys);
-        older.args.raw(&p.args);
-        if p.keys.n > 0 {
-            older.since_ms = older.since_ms.min(p.since_ms);
-        }
-        *p = older;
-    }
 }
 
 /// Sends settlements that waited [`FLUSH_MS`] with no admission to carry
@@ -212,12 +123,11 @@ async fn flusher(outbox: Arc<Outbox>, hot: Arc<Redis>, sha: String) {
                 continue;
             }
             let settled = outbox.take();
-            if settled.keys.n > 0 {
+            if !settled.is_empty() {
                 let mut cmd = Cmd::new();
                 cmd.arg(b"EVALSHA").arg(sha.as_bytes());
-                Shared::script_args(&mut cmd, &settled, &[], 0, "", b"settle");
-                let mut bytes = Vec::with_capacity(cmd.body.len() + 16);
-                cmd.finish(&mut bytes);
+                script_args(&mut cmd, &settled, &[], 0, b"settle");
+                let bytes = cmd.bytes();
                 if let Err(e) = hot.send(bytes, 1) {
                     log::warn!("limiter: settling requests at {}: {e}", hot.target());
                 }
@@ -227,44 +137,165 @@ async fn flusher(outbox: Arc<Outbox>, hot: Arc<Redis>, sha: String) {
     }
 }
 
-/// The Redis key of check `c` at time `at`: a calendar budget's key names
-/// its period, so a new period starts at zero by itself.
-fn key_of(meter: &str, kind: Kind, at: u64) -> String {
-    match calendar(kind).and_then(|p| p.bounds(at)) {
-        Some((start, _)) => format!("{PREFIX}{meter}:{start}"),
-        None => format!("{PREFIX}{meter}"),
+/// An admission waiting for its call.
+struct Job {
+    counters: Vec<Counter>,
+    ticket: String,
+    now: u64,
+    tx: oneshot::Sender<Result<Admit, CallError>>,
+}
+
+/// Admissions that arrived while the previous call was out: they go
+/// together, in order, as the next one (group commit: at c=1 a request is
+/// sent at once; under load one call serves many, and Redis reads and
+/// writes each counter once per call, not once per request). The call is
+/// sent by the request that finds none out, or by the previous call's
+/// reply handler, on the connection's task; no request's future holds a
+/// call, so none dropped mid-way loses others' answers.
+struct Batcher {
+    jobs: std::sync::Mutex<Vec<Job>>,
+    /// Whether a call is out (its holder sends the next one).
+    busy: AtomicBool,
+    hot: Arc<Redis>,
+    sha: String,
+    outbox: Arc<Outbox>,
+    /// Admission calls sent, and the requests they carried.
+    calls: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// A call that is out: its requests, and its arguments (for `EVAL` if
+/// Redis lost the script). It holds `busy`: dropped, answered or not (the
+/// connection broke, or it never went), it sends the next call; requests
+/// still in it see their sender dropped (a lost call).
+struct InFlight {
+    batcher: Arc<Batcher>,
+    jobs: Vec<Job>,
+    args: Cmd,
+    retried: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.jobs.clear();
+        self.batcher.next();
     }
 }
 
-fn calendar(kind: Kind) -> Option<Period> {
-    match kind {
-        Kind::Usd(p) | Kind::BudgetTokens(p) if !matches!(p, Period::Rolling(_)) => Some(p),
-        _ => None,
+impl InFlight {
+    /// Sends with `verb` (`EVALSHA <sha>` or `EVAL <script>`); the reply
+    /// runs [`InFlight::answer`] on the connection's task.
+    fn go(self, verb: &[u8], script: &[u8]) {
+        let bytes = command(verb, script, &self.args);
+        let hot = self.batcher.hot.clone();
+        // On failure the closure, and with it `self`, is dropped: the next
+        // call goes from there.
+        let _ = hot.send_then(bytes, 1, Box::new(move |r| self.answer(r)));
+    }
+
+    /// Hands each request its outcome (or, if Redis lost the script,
+    /// sends the call once more with the script itself).
+    fn answer(mut self, r: Vec<Reply>) {
+        match r.first() {
+            Some(Reply::Error(e)) if e.starts_with("NOSCRIPT") && !self.retried => {
+                self.retried = true;
+                self.go(b"EVAL", LIMITER_LUA.as_bytes());
+            }
+            Some(Reply::Array(Some(v))) => {
+                for (i, j) in self.jobs.drain(..).enumerate() {
+                    let _ = j.tx.send(outcome(v.get(i), j.counters.len()));
+                }
+            }
+            other => log::error!("limiter: the script answered {other:?}"),
+        }
     }
 }
 
-/// The script's kind letter and span argument for a counter of `kind`.
-fn shape(kind: Kind, now: u64) -> (&'static str, u64) {
-    let width = |span: u64| (span / BUCKETS as u64).max(1);
-    match kind {
-        Kind::Requests | Kind::Tokens => ("w", width(60_000)),
-        Kind::Concurrency => ("g", 0),
-        Kind::Usd(Period::Rolling(ms)) | Kind::BudgetTokens(Period::Rolling(ms)) => ("b", width(ms)),
-        Kind::Usd(p) | Kind::BudgetTokens(p) => ("c", p.bounds(now).map_or(now, |(_, end)| end)),
+impl Batcher {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
+        self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues an admission; sends it at once when no call is out.
+    fn push(self: &Arc<Self>, job: Job) {
+        self.lock().push(job);
+        if !self.busy.swap(true, Ordering::AcqRel) {
+            self.next();
+        }
+    }
+
+    /// As the holder of `busy`: sends what is queued as one call (which
+    /// then holds it), or releases it when nothing is.
+    fn next(self: &Arc<Self>) {
+        loop {
+            let jobs = std::mem::take(&mut *self.lock());
+            if jobs.is_empty() {
+                self.busy.store(false, Ordering::Release);
+                // One may have queued between the take and the release.
+                if self.lock().is_empty() || self.busy.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            if !self.hot.connected() {
+                // Nothing to send on: told at once, settlements kept.
+                for j in jobs {
+                    let _ = j.tx.send(Err(CallError::Down));
+                }
+                continue;
+            }
+            return self.send(jobs);
+        }
+    }
+
+    /// Sends one call for `jobs`, with the settlements waiting.
+    fn send(self: &Arc<Self>, jobs: Vec<Job>) {
+        // One clock for the call: the latest of its requests'.
+        let now = jobs.iter().map(|j| j.now).max().unwrap_or(0);
+        let settled = self.outbox.take();
+        let mut args = Cmd::new();
+        {
+            let reqs: Vec<Req<'_>> = jobs
+                .iter()
+                .map(|j| Req {
+                    ticket: &j.ticket,
+                    counters: &j.counters,
+                })
+                .collect();
+            script_args(&mut args, &settled, &reqs, now, b"admit");
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let call = InFlight {
+            batcher: self.clone(),
+            jobs,
+            args,
+            retried: false,
+        };
+        call.go(b"EVALSHA", self.sha.as_bytes());
     }
 }
 
-fn readings(r: &[Reply], from: usize, n: usize) -> Option<Vec<Reading>> {
-    (0..n)
-        .map(|i| {
-            let at = from + i * 3;
-            Some(Reading {
-                used: r.get(at)?.int()?,
-                reserved: r.get(at + 1)?.int()?,
-                reset_ms: u64::try_from(r.get(at + 2)?.int()?).unwrap_or(0),
-            })
-        })
-        .collect()
+/// Runs the script on `pool` with the rest of the command `build` writes
+/// (after `EVALSHA <sha>`), falling back to `EVAL` if the server lost its
+/// scripts.
+async fn eval(pool: &Redis, sha: &str, build: impl Fn(&mut Cmd)) -> Result<Vec<Reply>, CallError> {
+    let mut cmd = Cmd::new();
+    cmd.arg(b"EVALSHA").arg(sha.as_bytes());
+    build(&mut cmd);
+    let bytes = cmd.bytes();
+    let r = pool.call(bytes, 1).await?;
+    match r.first() {
+        Some(Reply::Error(e)) if e.starts_with("NOSCRIPT") => {
+            let mut cmd = Cmd::new();
+            cmd.arg(b"EVAL").arg(LIMITER_LUA.as_bytes());
+            build(&mut cmd);
+            let mut bytes = Vec::new();
+            cmd.finish(&mut bytes);
+            pool.call(bytes, 1).await
+        }
+        _ => Ok(r),
+    }
 }
 
 impl Shared {
@@ -278,12 +309,26 @@ impl Shared {
     /// (one keeps every command of a test in order).
     pub(super) fn with_connections(target: Target, on_error: OnError, timeout: Duration, hot: usize) -> Shared {
         let scripts = vec![LIMITER_LUA.to_string()];
+        let hot = Arc::new(Redis::new(target.clone(), hot, timeout, scripts.clone()));
+        let sha = sha1_hex(LIMITER_LUA);
+        let outbox: Arc<Outbox> = Arc::default();
+        let batcher = Arc::new(Batcher {
+            jobs: std::sync::Mutex::default(),
+            busy: AtomicBool::new(false),
+            hot: hot.clone(),
+            sha: sha.clone(),
+            outbox: outbox.clone(),
+            calls: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
         Shared {
-            hot: Arc::new(Redis::new(target.clone(), hot, timeout, scripts.clone())),
+            hot,
             control: Arc::new(Redis::new(target, 1, timeout, scripts)),
             on_error,
-            sha: sha1_hex(LIMITER_LUA),
-            outbox: Arc::default(),
+            sha,
+            outbox,
+            batcher,
+            wait: timeout * 2,
             started: AtomicBool::new(false),
             node: fastrand::u64(..),
             seq: AtomicU64::new(0),
@@ -306,6 +351,15 @@ impl Shared {
     /// ones start with the first admission.
     pub async fn drive(&self) {
         self.control.clone().drive().await;
+    }
+
+    /// Admission calls sent so far, and the requests they carried (tests).
+    #[cfg(test)]
+    pub(super) fn batching(&self) -> (u64, u64) {
+        (
+            self.batcher.calls.load(Ordering::Relaxed),
+            self.batcher.requests.load(Ordering::Relaxed),
+        )
     }
 
     /// A new ticket name, unique across the fleet.
@@ -332,52 +386,6 @@ impl Shared {
         }
     }
 
-    /// Runs the script on `pool` with the rest of the command `build`
-    /// writes (after `EVALSHA <sha>`), falling back to `EVAL` if the server
-    /// lost its scripts.
-    async fn eval(&self, pool: &Arc<Redis>, build: impl Fn(&mut Cmd)) -> Result<Vec<Reply>, CallError> {
-        let mut cmd = Cmd::new();
-        cmd.arg(b"EVALSHA").arg(self.sha.as_bytes());
-        build(&mut cmd);
-        let mut bytes = Vec::with_capacity(cmd.body.len() + 16);
-        cmd.finish(&mut bytes);
-        let r = pool.call(bytes, 1).await?;
-        match r.first() {
-            Some(Reply::Error(e)) if e.starts_with("NOSCRIPT") => {
-                let mut cmd = Cmd::new();
-                cmd.arg(b"EVAL").arg(LIMITER_LUA.as_bytes());
-                build(&mut cmd);
-                let mut bytes = Vec::new();
-                cmd.finish(&mut bytes);
-                pool.call(bytes, 1).await
-            }
-            _ => Ok(r),
-        }
-    }
-
-    /// The script's arguments after `EVALSHA <sha>`: the settlements
-    /// riding along, then the counters to admit or read.
-    fn script_args(
-        cmd: &mut Cmd,
-        settled: &Pending,
-        checks: &[(&str, Kind, i64, i64)],
-        now: u64,
-        ticket: &str,
-        mode: &[u8],
-    ) {
-        cmd.int(settled.keys.n + checks.len());
-        cmd.raw(&settled.keys);
-        for (meter, kind, ..) in checks {
-            cmd.arg(key_of(meter, *kind, now).as_bytes());
-        }
-        cmd.int(now).arg(ticket.as_bytes()).int(LEASE_MS).arg(mode);
-        cmd.int(settled.keys.n / 2).raw(&settled.args);
-        for (_, kind, limit, amount) in checks {
-            let (k, span) = shape(*kind, now);
-            cmd.arg(k.as_bytes()).int(*limit).int(*amount).int(span);
-        }
-    }
-
     /// Starts the hot connections and the settlement flusher on the
     /// current runtime (the first admission's: the proxy workers').
     fn start(&self) {
@@ -397,36 +405,25 @@ impl Shared {
     /// last one).
     pub async fn admit(&self, checks: &[Check], now: u64, ticket: &str) -> Result<Admit, CallError> {
         self.start();
-        let list: Vec<(&str, Kind, i64, i64)> = checks.iter().map(|c| (&*c.meter, c.kind, c.limit, c.amount)).collect();
-        let settled = self.outbox.take();
-        let r = self
-            .eval(&self.hot, |cmd| {
-                Self::script_args(cmd, &settled, &list, now, ticket, b"admit")
-            })
-            .await;
-        if r == Err(CallError::Down) {
-            // Never sent: the settlements wait for the next call.
-            self.outbox.put_back(settled);
+        if !self.hot.connected() {
+            self.hot.first_attempt().await;
         }
-        let r = r?;
-        let bad = || CallError::Lost;
-        let Some(Reply::Array(Some(v))) = r.first() else {
-            if let Some(Reply::Error(e)) = r.first() {
-                log::error!("limiter: admission script failed: {e}");
-            }
-            return Err(bad());
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            counters: checks
+                .iter()
+                .map(|c| (c.meter.clone(), c.kind, c.limit, c.amount))
+                .collect(),
+            ticket: ticket.to_string(),
+            now,
+            tx,
         };
-        match v.first().and_then(Reply::int) {
-            Some(1) => readings(v, 1, checks.len()).map(Admit::Yes).ok_or_else(bad),
-            Some(0) => {
-                let i = v.get(1).and_then(Reply::int).and_then(|i| usize::try_from(i).ok());
-                let r = readings(v, 2, 1).and_then(|mut r| r.pop());
-                match (i, r) {
-                    (Some(i), Some(r)) if i < checks.len() => Ok(Admit::No(i, r)),
-                    _ => Err(bad()),
-                }
-            }
-            _ => Err(bad()),
+        self.batcher.push(job);
+        // The call before this one, then this one: each within the timeout.
+        match pingora_timeout::fast_timeout::fast_timeout(self.wait, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(CallError::Lost),
+            Err(_) => Err(CallError::Timeout),
         }
     }
 
@@ -437,14 +434,20 @@ impl Shared {
             return Ok(Vec::new());
         }
         self.control.start();
-        let list: Vec<(&str, Kind, i64, i64)> = items.iter().map(|(m, k)| (*m, *k, 0, 0)).collect();
+        let list: Vec<Counter> = items.iter().map(|(m, k)| (Arc::from(*m), *k, 0, 0)).collect();
+        let req = [Req {
+            ticket: "",
+            counters: &list,
+        }];
         let none = Pending::default();
-        let r = self
-            .eval(&self.control, |cmd| {
-                Self::script_args(cmd, &none, &list, now, "", b"read")
-            })
-            .await?;
-        let Some(Reply::Array(Some(v))) = r.first() else {
+        let r = eval(&self.control, &self.sha, |cmd| {
+            script_args(cmd, &none, &req, now, b"read")
+        })
+        .await?;
+        let Some(Reply::Array(Some(all))) = r.first() else {
+            return Err(CallError::Lost);
+        };
+        let Some(Reply::Array(Some(v))) = all.first() else {
             return Err(CallError::Lost);
         };
         let rs = readings(v, 1, items.len()).ok_or(CallError::Lost)?;
@@ -455,23 +458,24 @@ impl Shared {
     #[cfg(test)]
     pub(super) async fn barrier(&self) -> Result<(), CallError> {
         let settled = self.outbox.take();
-        self.eval(&self.hot, |cmd| Self::script_args(cmd, &settled, &[], 0, "", b"settle"))
-            .await
-            .map(|_| ())
+        eval(&self.hot, &self.sha, |cmd| {
+            script_args(cmd, &settled, &[], 0, b"settle")
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sends the settlements still waiting (at shutdown), and waits for
     /// Redis to apply them.
     pub async fn flush(&self) {
         let settled = self.outbox.take();
-        if settled.keys.n == 0 {
+        if settled.is_empty() {
             return;
         }
-        let r = self
-            .eval(&self.control, |cmd| {
-                Self::script_args(cmd, &settled, &[], 0, "", b"settle")
-            })
-            .await;
+        let r = eval(&self.control, &self.sha, |cmd| {
+            script_args(cmd, &settled, &[], 0, b"settle")
+        })
+        .await;
         if let Err(e) = r {
             self.failed("settling requests at shutdown", &e);
         }
@@ -481,25 +485,9 @@ impl Shared {
     /// admission (or sent by itself within [`FLUSH_MS`]).
     pub fn settle(&self, checks: &[Check], ticket: &str, at: u64, now: u64, tokens: i64, nano_usd: i64) {
         let mut p = self.outbox.lock();
-        let was_empty = p.keys.n == 0;
-        for c in checks.iter().filter(|c| c.kind != Kind::Requests) {
-            p.keys.arg(key_of(&c.meter, c.kind, at).as_bytes());
-            p.keys.arg(key_of(&c.meter, c.kind, now).as_bytes());
-            let (k, span) = shape(c.kind, now);
-            let spent = if matches!(c.kind, Kind::Usd(_)) {
-                nano_usd
-            } else {
-                tokens
-            };
-            let a = &mut p.args;
-            match c.kind {
-                Kind::Tokens => a.arg(b"t").int(tokens - c.amount).int(at).int(span),
-                Kind::Concurrency => a.arg(b"g").int(0).int(0).int(0),
-                _ => a.arg(k.as_bytes()).int(-c.amount).int(spent).int(span),
-            };
-            a.arg(ticket.as_bytes()).int(now);
-        }
-        if was_empty && p.keys.n > 0 {
+        let was_empty = p.is_empty();
+        p.push(checks, ticket, at, now, tokens, nano_usd);
+        if was_empty && !p.is_empty() {
             p.since_ms = now;
             drop(p);
             self.outbox.wake.notify_one();
@@ -590,38 +578,4 @@ fn values<T: for<'de> serde::Deserialize<'de>>(r: Option<&Reply>) -> Vec<T> {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn calendar_budgets_name_their_period_and_windows_do_not() {
-        let day = 86_400_000;
-        assert_eq!(
-            key_of("k:budget:usd", Kind::Usd(Period::Day), day + 5),
-            format!("sy:k:budget:usd:{day}")
-        );
-        assert_eq!(key_of("k:rpm", Kind::Requests, day + 5), "sy:k:rpm");
-        assert_eq!(key_of("b:usd", Kind::Usd(Period::Rolling(3_600_000)), 7), "sy:b:usd");
-        assert_eq!(shape(Kind::Requests, 0), ("w", 1000));
-        assert_eq!(shape(Kind::Usd(Period::Day), day + 5), ("c", 2 * day));
-        assert_eq!(shape(Kind::BudgetTokens(Period::Rolling(3_600_000)), 0), ("b", 60_000));
-    }
-
-    #[test]
-    fn commands_count_their_arguments() {
-        let mut c = Cmd::new();
-        c.arg(b"EVALSHA").int(-12i64).arg(b"");
-        let mut out = Vec::new();
-        c.finish(&mut out);
-        assert_eq!(out, b"*3\r\n$7\r\nEVALSHA\r\n$3\r\n-12\r\n$0\r\n\r\n");
-    }
-
-    #[test]
-    fn the_scripts_hash_as_redis_names_them() {
-        // SHA-1 of "return 1", as `SCRIPT LOAD` answers it.
-        assert_eq!(sha1_hex("return 1"), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
-    }
 }

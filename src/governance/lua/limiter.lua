@@ -3,31 +3,35 @@
 -- used, a place in flight freed, a budget's reservation moved to what was
 -- really spent), then, by mode:
 --
---   admit   one request against every counter that covers it: either every
---           check passes and every one is taken, or the first refusal is
---           reported and nothing is taken.
+--   admit   a batch of requests, in order, each against every counter that
+--           covers it: either every check passes and every one is taken,
+--           or the first refusal is reported and nothing is taken.
 --   read    the counters' state, taking nothing (/v1/usage, admin views).
 --   settle  nothing more.
 --
--- Settlements ride along with the node's next admission, so a request
--- costs one script call, not two.
+-- A node sends every admission that queued while its previous call was
+-- out as one batch, and its settlements ride along, so under load a call
+-- serves many requests. Within a call, a per-minute window and a calendar
+-- budget are read once and written once however many requests touch them
+-- (the batch is held in `cache` meanwhile); rolling budgets and places in
+-- flight are read and written per request.
 --
 -- This is the twin of `decide` and `Meters` in src/governance/meters.rs
 -- (the in-process backend); a test runs the same sequences against both.
 --
--- ARGV[1..5]: now_ms, ticket (of the admission), lease_ms, mode, S (the
--- number of settled counters).
+-- ARGV[1..4]: now_ms, lease_ms, mode, S (the number of settled counters).
 -- Settled counters: KEYS[1..2S] in pairs (where admission counted, where
 -- the spend counts now: the same key, unless a calendar budget's period
--- turned meanwhile); from ARGV[6], six each: kind, x, y, span, ticket,
+-- turned meanwhile); from ARGV[5], six each: kind, x, y, span, ticket,
 -- and the time it ended (settlement happens as of then).
 --   kind "t": tokens per minute; x = used minus estimate, y = admission
 --             time; span = bucket width.
 --   kind "g": in flight; the ticket leaves the set.
 --   kind "b": rolling budget; x = the reservation (negative), y = spent.
 --   kind "c": calendar budget; x, y as "b"; span = the current period's end.
--- Admitted or read counters: the KEYS after those; from ARGV[6 + 6S], four
--- each: kind, limit, amount, span.
+-- Then A (the number of requests) and, per request: its ticket, n (its
+-- number of counters) and four per counter: kind, limit, amount, span;
+-- the counters' keys follow the settled ones in KEYS, request by request.
 --   kind "w": per-minute window (requests, tokens); span = bucket width ms.
 --   kind "b": rolling budget window; span = bucket width ms.
 --   kind "g": requests in flight; a sorted set of tickets scored by their
@@ -42,21 +46,22 @@
 -- only buckets that left the window since the last call are read (usually
 -- none or one); all of them only when a refusal must say when room frees.
 --
--- Per-minute counts are small integers and are written back from Lua;
--- budget amounts (nano-USD) arrive as decimal strings and reach HINCRBY
--- untouched (Lua's numbers lose digits past 2^53 and print large ones in
--- exponent form).
+-- Per-minute counts are small integers and are written back from Lua.
+-- Budget amounts (nano-USD) arrive as decimal strings; a batch's amounts
+-- are added up in Lua only while that is exact (below 2^53, nine million
+-- dollars), larger ones reach HINCRBY untouched (Lua's numbers lose digits
+-- past 2^53 and print large ones in exponent form).
 --
--- Returns, for admit and read, {1, used, reserved, reset_ms, ...} (one
--- triple per counter), or {0, index, used, reserved, reset_ms} when the
--- counter at 0-based index refuses; for settle, {1}.
+-- Returns, for admit and read, one array per request: {1, used, reserved,
+-- reset_ms, ...} (one triple per counter), or {0, index, used, reserved,
+-- reset_ms} when the counter at 0-based index refuses; for settle, {}.
 
 local now = tonumber(ARGV[1])
-local ticket = ARGV[2]
-local lease = tonumber(ARGV[3])
-local mode = ARGV[4]
-local settled = tonumber(ARGV[5])
+local lease = tonumber(ARGV[2])
+local mode = ARGV[3]
+local settled = tonumber(ARGV[4])
 local BUCKETS = 60
+local EXACT = 9007199254740992
 
 local function int(x)
   return string.format('%d', x)
@@ -81,7 +86,9 @@ local function advance(key, width, t)
     for b = lo, math.min(first - 1, lo + BUCKETS - 1) do fields[#fields + 1] = int(b) end
     local counts = redis.call('HMGET', key, unpack(fields))
     for j = 1, #fields do
-      if counts[j] then total = redis.call('HINCRBY', key, 't', neg(counts[j])) end
+      -- A bucket corrected down to 0 has nothing to take ("-0" is not an
+      -- integer to Redis).
+      if counts[j] and counts[j] ~= '0' then total = redis.call('HINCRBY', key, 't', neg(counts[j])) end
     end
     redis.call('HDEL', key, unpack(fields))
     redis.call('HSET', key, 'lo', first)
@@ -139,9 +146,12 @@ local function add(key, width, n, lo, keep, t)
   if lo == nil or tostring(c) == n then redis.call('PEXPIRE', key, keep) end
 end
 
--- Settlements.
+-- Settlements. Calendar budgets' deltas are added up per key and written
+-- once; `known` keeps what those writes returned, so an admission in the
+-- same call need not read the key again.
+local rsum, usum, cspan, expire, known = {}, {}, {}, {}, {}
 for i = 1, settled do
-  local at_key, now_key, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 6
+  local at_key, now_key, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + (i - 1) * 6
   local kind, x, y, span = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
   local t = tonumber(ARGV[a + 6])
   if kind == 't' then
@@ -161,104 +171,176 @@ for i = 1, settled do
   else
     -- Admission set the key's expiry (its period's end plus a lease); a
     -- key that had already expired gets it again.
-    local r = redis.call('HINCRBY', at_key, 'r', x)
-    if y ~= '0' then redis.call('HINCRBY', now_key, 'u', y) end
-    if tostring(r) == x or now_key ~= at_key then
-      redis.call('PEXPIREAT', at_key, span + lease)
-      redis.call('PEXPIREAT', now_key, span + lease)
+    local xn, yn = tonumber(x), tonumber(y)
+    cspan[at_key], cspan[now_key] = span, span
+    if now_key ~= at_key then expire[at_key], expire[now_key] = true, true end
+    if math.abs(xn) < EXACT and math.abs(yn) < EXACT then
+      rsum[at_key] = (rsum[at_key] or 0) + xn
+      usum[now_key] = (usum[now_key] or 0) + yn
+    else
+      if tostring(redis.call('HINCRBY', at_key, 'r', x)) == x then expire[at_key] = true end
+      if y ~= '0' then redis.call('HINCRBY', now_key, 'u', y) end
     end
   end
 end
-if mode == 'settle' then return {1} end
+for key, x in pairs(rsum) do
+  local r = redis.call('HINCRBY', key, 'r', int(x))
+  if r == x then expire[key] = true end
+  known[key] = {r = r}
+end
+for key, y in pairs(usum) do
+  -- Adding 0 to a key this call made sure exists reads it for free.
+  if y ~= 0 or rsum[key] then
+    local u = redis.call('HINCRBY', key, 'u', int(y))
+    if known[key] then known[key].u = u end
+  end
+end
+for key in pairs(expire) do redis.call('PEXPIREAT', key, cspan[key] + lease) end
+if mode == 'settle' then return {} end
 
--- Admission (or reading): every check first, then, if all pass, every take.
-local first_key, first_arg = 2 * settled, 5 + 6 * settled
-local out, state = {1}, {}
-for i = 1, #KEYS - first_key do
-  local key, at = KEYS[first_key + i], first_arg + (i - 1) * 4
-  local kind = ARGV[at + 1]
-  local limit, amount, span = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])
-  local used, reserved, ok, reset = 0, 0, true, 0
-  if kind == 'w' then
-    local lo, nowb, cur, _r
-    used, _r, lo, nowb, cur = advance(key, span, now)
-    state[i] = {lo, nowb, cur, used}
-    ok = mode == 'read' or used + amount <= limit
-    if mode == 'read' then
-      reset = 0
-    elseif ok then
-      -- What this request takes leaves with the current bucket.
-      reset = leaves(nowb, span)
-    elseif limit - amount < 0 then
-      reset = until_empty(live(key, lo, nowb), span)
-    else
-      reset = until_at_most(live(key, lo, nowb), used, limit - amount, span)
-    end
-  elseif kind == 'b' then
-    local lo, nowb
-    used, reserved, lo, nowb = advance(key, span, now)
-    state[i] = {lo}
-    ok = mode == 'read' or used + reserved < limit
-    if mode == 'read' then
-      reset = 0
-    elseif ok then
-      reset = until_empty(live(key, lo, nowb), span)
-    else
-      reset = until_at_most(live(key, lo, nowb), used, math.max(limit - reserved - 1, 0), span)
-    end
-  elseif kind == 'g' then
-    -- Lapsed leases (of nodes that died) matter only near the limit.
-    used = redis.call('ZCARD', key)
-    if mode == 'read' or used + amount > limit then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-      used = redis.call('ZCARD', key)
-    end
-    ok = mode == 'read' or used + amount <= limit
-    if not ok then reset = 1000 end
-  else
-    local v = redis.call('HMGET', key, 'u', 'r')
-    used, reserved = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-    ok = mode == 'read' or used + reserved < limit
-    reset = span - now
+-- Per-minute windows and calendar budgets as this call leaves them.
+local cache = {}
+
+local function window(key, span)
+  local st = cache[key]
+  if st == nil then
+    local total, _, lo, nowb, cur = advance(key, span, now)
+    st = {total = total, lo = lo, nowb = nowb, cur = cur, cur0 = cur, span = span, dirty = false}
+    cache[key] = st
   end
-  if not ok then
-    return {0, i - 1, used, reserved, reset}
-  end
-  out[#out + 1] = used
-  out[#out + 1] = reserved
-  out[#out + 1] = reset
+  return st
 end
 
-if mode == 'admit' then
-  for i = 1, #KEYS - first_key do
-    local key, at = KEYS[first_key + i], first_arg + (i - 1) * 4
-    local kind, amount, span = ARGV[at + 1], ARGV[at + 3], tonumber(ARGV[at + 4])
+-- A window's live buckets, with what this call took so far.
+local function live_in(key, st)
+  local b = live(key, st.lo, st.nowb)
+  if st.dirty then
+    if #b > 0 and b[#b][1] == st.nowb then b[#b][2] = st.cur else b[#b + 1] = {st.nowb, st.cur} end
+  end
+  return b
+end
+
+local function calendar(key, span)
+  local st = cache[key]
+  if st == nil then
+    local k = known[key]
+    if k == nil or k.u == nil then
+      local v = redis.call('HMGET', key, 'u', 'r')
+      k = {u = tonumber(v[1]) or 0, r = tonumber(v[2]) or 0}
+    end
+    st = {cal = true, u = k.u, r = k.r, add = 0, span = span}
+    cache[key] = st
+  end
+  return st
+end
+
+-- Admission (or reading), request by request: every check first, then,
+-- if all pass, every take.
+local ki, at = 2 * settled, 5 + 6 * settled
+local results = {}
+for q = 1, tonumber(ARGV[at]) do
+  local ticket, n = ARGV[at + 1], tonumber(ARGV[at + 2])
+  at = at + 2
+  local out, refusal, state = {1}, nil, {}
+  for i = 1, n do
+    local key, p = KEYS[ki + i], at + (i - 1) * 4
+    local kind = ARGV[p + 1]
+    local limit, amount, span = tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
+    local used, reserved, ok, reset = 0, 0, true, 0
     if kind == 'w' then
-      -- One write: the bucket and the sum (and, for a new window, "lo").
-      local s = state[i]
-      local lo, nowb, cur, total = s[1], s[2], s[3], s[4]
-      local n = tonumber(amount)
-      if lo == nil then
-        redis.call('HSET', key, int(nowb), int(cur + n), 't', int(total + n), 'lo', nowb - BUCKETS + 1)
+      local st = window(key, span)
+      used = st.total
+      ok = mode == 'read' or used + amount <= limit
+      if mode == 'read' then
+        reset = 0
+      elseif ok then
+        -- What this request takes leaves with the current bucket.
+        reset = leaves(st.nowb, span)
+      elseif limit - amount < 0 then
+        reset = until_empty(live_in(key, st), span)
       else
-        redis.call('HSET', key, int(nowb), int(cur + n), 't', int(total + n))
+        reset = until_at_most(live_in(key, st), used, limit - amount, span)
       end
-      if lo == nil or cur == 0 then redis.call('PEXPIRE', key, (BUCKETS + 1) * span) end
     elseif kind == 'b' then
-      -- Reserved at admission, spent at settlement: the key lives a lease
-      -- longer than its window.
-      redis.call('HINCRBY', key, 'r', amount)
-      if state[i][1] == nil then redis.call('HSET', key, 'lo', math.floor(now / span) - BUCKETS + 1) end
-      redis.call('PEXPIRE', key, (BUCKETS + 1) * span + lease)
+      local lo, nowb
+      used, reserved, lo, nowb = advance(key, span, now)
+      state[i] = lo
+      ok = mode == 'read' or used + reserved < limit
+      if mode == 'read' then
+        reset = 0
+      elseif ok then
+        reset = until_empty(live(key, lo, nowb), span)
+      else
+        reset = until_at_most(live(key, lo, nowb), used, math.max(limit - reserved - 1, 0), span)
+      end
     elseif kind == 'g' then
-      redis.call('ZADD', key, now + lease, ticket)
-      redis.call('PEXPIRE', key, lease)
+      -- Lapsed leases (of nodes that died) matter only near the limit.
+      used = redis.call('ZCARD', key)
+      if mode == 'read' or used + amount > limit then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+        used = redis.call('ZCARD', key)
+      end
+      ok = mode == 'read' or used + amount <= limit
+      if not ok then reset = 1000 end
     else
-      -- The first reservation in a period sets the key's expiry.
-      if tostring(redis.call('HINCRBY', key, 'r', amount)) == amount then
-        redis.call('PEXPIREAT', key, span + lease)
+      local st = calendar(key, span)
+      used, reserved = st.u, st.r
+      ok = mode == 'read' or used + reserved < limit
+      reset = span - now
+    end
+    if not ok then
+      refusal = {0, i - 1, used, reserved, reset}
+      break
+    end
+    out[#out + 1] = used
+    out[#out + 1] = reserved
+    out[#out + 1] = reset
+  end
+  if refusal == nil and mode == 'admit' then
+    for i = 1, n do
+      local key, p = KEYS[ki + i], at + (i - 1) * 4
+      local kind, amount, span = ARGV[p + 1], ARGV[p + 3], tonumber(ARGV[p + 4])
+      if kind == 'w' then
+        local st = cache[key]
+        st.cur, st.total, st.dirty = st.cur + tonumber(amount), st.total + tonumber(amount), true
+      elseif kind == 'b' then
+        -- Reserved at admission, spent at settlement: the key lives a lease
+        -- longer than its window.
+        redis.call('HINCRBY', key, 'r', amount)
+        if state[i] == nil then redis.call('HSET', key, 'lo', math.floor(now / span) - BUCKETS + 1) end
+        redis.call('PEXPIRE', key, (BUCKETS + 1) * span + lease)
+      elseif kind == 'g' then
+        redis.call('ZADD', key, now + lease, ticket)
+        redis.call('PEXPIRE', key, lease)
+      else
+        local st, m = cache[key], tonumber(amount)
+        st.r = st.r + m
+        if math.abs(m) < EXACT and math.abs(st.add + m) < EXACT then
+          st.add = st.add + m
+        elseif tostring(redis.call('HINCRBY', key, 'r', amount)) == amount then
+          redis.call('PEXPIREAT', key, span + lease)
+        end
       end
     end
   end
+  results[q] = refusal or out
+  ki, at = ki + n, at + 4 * n
 end
-return out
+
+-- What the batch took, written once per counter.
+for key, st in pairs(cache) do
+  if st.cal then
+    -- The first reservation in a period sets the key's expiry.
+    if st.add ~= 0 and redis.call('HINCRBY', key, 'r', int(st.add)) == st.add then
+      redis.call('PEXPIREAT', key, st.span + lease)
+    end
+  elseif st.dirty then
+    if st.lo == nil then
+      redis.call('HSET', key, int(st.nowb), int(st.cur), 't', int(st.total), 'lo', st.nowb - BUCKETS + 1)
+    else
+      redis.call('HSET', key, int(st.nowb), int(st.cur), 't', int(st.total))
+    end
+    if st.lo == nil or st.cur0 == 0 then redis.call('PEXPIRE', key, (BUCKETS + 1) * st.span) end
+  end
+end
+return results
