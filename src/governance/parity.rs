@@ -94,8 +94,13 @@ async fn the_redis_script_decides_as_the_in_process_meters() {
     let (_server, shared) = backend().await;
     let meters = Meters::default();
     let mut rng = fastrand::Rng::with_seed(7);
-    // Real time: the script's expiries are set against the server's clock.
-    let mut now = super::now_ms();
+    // Three minutes before the next hour: the sequence (about eight
+    // minutes long) crosses into a new period of the hourly budget with
+    // requests in flight from the old one. Expiries are set against the
+    // server's clock, which this is never far from.
+    let hour = 3_600_000;
+    let mut now = (super::now_ms() / hour + 1) * hour - 180_000;
+    let turn = now + 180_000;
     let mut open: Vec<(Vec<Check>, String, u64)> = Vec::new();
     let (mut admitted, mut refused) = ([0u32; 6], [0u32; 6]);
     for step in 0..800 {
@@ -148,6 +153,8 @@ async fn the_redis_script_decides_as_the_in_process_meters() {
     // requests.
     let (calls, requests) = shared.batching();
     assert!(requests * 4 >= calls * 5, "{requests} requests in {calls} calls");
+    // The period turned mid-sequence, as meant.
+    assert!(now > turn, "the sequence ended before the hour did");
     // And after the last settlements, the same state.
     shared.barrier().await.expect("redis answers");
     let items: Vec<(&str, Kind)> = COUNTERS.iter().map(|&(m, k, _)| (m, k)).collect();

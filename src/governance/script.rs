@@ -173,12 +173,19 @@ pub(super) fn outcome(r: Option<&Reply>, n: usize) -> Result<Admit, CallError> {
 /// The script's arguments after `EVALSHA <sha>`: the settlements riding
 /// along, then each request's counters to admit or read.
 pub(super) fn script_args(cmd: &mut Cmd, settled: &Pending, reqs: &[Req<'_>], now: u64, mode: &[u8]) {
-    let n: usize = reqs.iter().map(|r| r.counters.len()).sum();
+    let n: usize = reqs
+        .iter()
+        .flat_map(|r| r.counters)
+        .map(|(_, kind, ..)| 1 + usize::from(calendar(*kind).is_some()))
+        .sum();
     cmd.int(settled.keys.n + n);
     cmd.raw(&settled.keys);
     for r in reqs {
         for (meter, kind, ..) in r.counters {
             cmd.arg(key_of(meter, *kind, now).as_bytes());
+            if let Some(before) = previous_period(*kind, now) {
+                cmd.arg(key_of(meter, *kind, before).as_bytes());
+            }
         }
     }
     cmd.int(now).int(LEASE_MS).arg(mode);
@@ -200,6 +207,12 @@ pub(super) fn key_of(meter: &str, kind: Kind, at: u64) -> String {
         Some((start, _)) => format!("{PREFIX}{meter}:{start}"),
         None => format!("{PREFIX}{meter}"),
     }
+}
+
+/// A moment in the period before the one `now` is in (calendar budgets).
+fn previous_period(kind: Kind, now: u64) -> Option<u64> {
+    let (start, _) = calendar(kind)?.bounds(now)?;
+    start.checked_sub(1)
 }
 
 pub(super) fn calendar(kind: Kind) -> Option<Period> {
@@ -245,6 +258,9 @@ mod tests {
             format!("sy:k:budget:usd:{day}")
         );
         assert_eq!(key_of("k:rpm", Kind::Requests, day + 5), "sy:k:rpm");
+        // Requests admitted in the period before still reserve in this one.
+        assert_eq!(previous_period(Kind::Usd(Period::Day), day + 5), Some(day - 1));
+        assert_eq!(previous_period(Kind::Usd(Period::Rolling(60_000)), day), None);
         assert_eq!(key_of("b:usd", Kind::Usd(Period::Rolling(3_600_000)), 7), "sy:b:usd");
         assert_eq!(shape(Kind::Requests, 0), ("w", 1000));
         assert_eq!(shape(Kind::Usd(Period::Day), day + 5), ("c", 2 * day));

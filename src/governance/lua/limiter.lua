@@ -31,13 +31,18 @@
 --   kind "c": calendar budget; x, y as "b"; span = the current period's end.
 -- Then A (the number of requests) and, per request: its ticket, n (its
 -- number of counters) and four per counter: kind, limit, amount, span;
--- the counters' keys follow the settled ones in KEYS, request by request.
+-- the counters' keys follow the settled ones in KEYS, request by request
+-- (a calendar budget's two: see "c").
 --   kind "w": per-minute window (requests, tokens); span = bucket width ms.
 --   kind "b": rolling budget window; span = bucket width ms.
 --   kind "g": requests in flight; a sorted set of tickets scored by their
 --             lease's end (a node that dies frees its places at the end).
 --   kind "c": calendar budget; the key names the period; fields "u" (spent)
---             and "r" (reserved); span = the period's end (Unix ms).
+--             and "r" (reserved); span = the period's end (Unix ms). The
+--             previous period's key follows it: what requests admitted
+--             then still reserve counts now (they spend in this period)
+--             until they settle, or until that key expires 15 minutes
+--             after its period.
 --
 -- A window is a hash: one field per bucket (bucket number -> count), "t"
 -- their sum, "lo" the oldest bucket that may still be stored (every stored
@@ -220,7 +225,7 @@ local function live_in(key, st)
   return b
 end
 
-local function calendar(key, span)
+local function calendar(key, prev, span)
   local st = cache[key]
   if st == nil then
     local k = known[key]
@@ -228,7 +233,9 @@ local function calendar(key, span)
       local v = redis.call('HMGET', key, 'u', 'r')
       k = {u = tonumber(v[1]) or 0, r = tonumber(v[2]) or 0}
     end
-    st = {cal = true, u = k.u, r = k.r, add = 0, span = span}
+    local before = known[prev] and known[prev].r
+    if before == nil then before = tonumber(redis.call('HGET', prev, 'r')) or 0 end
+    st = {cal = true, u = k.u, r = k.r, before = before, add = 0, span = span}
     cache[key] = st
   end
   return st
@@ -241,9 +248,19 @@ local results = {}
 for q = 1, tonumber(ARGV[at]) do
   local ticket, n = ARGV[at + 1], tonumber(ARGV[at + 2])
   at = at + 2
+  -- Each counter's key (and a calendar budget's previous one).
+  local keys, prevs = {}, {}
+  for i = 1, n do
+    ki = ki + 1
+    keys[i] = KEYS[ki]
+    if ARGV[at + (i - 1) * 4 + 1] == 'c' then
+      ki = ki + 1
+      prevs[i] = KEYS[ki]
+    end
+  end
   local out, refusal, state = {1}, nil, {}
   for i = 1, n do
-    local key, p = KEYS[ki + i], at + (i - 1) * 4
+    local key, p = keys[i], at + (i - 1) * 4
     local kind = ARGV[p + 1]
     local limit, amount, span = tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
     local used, reserved, ok, reset = 0, 0, true, 0
@@ -283,8 +300,8 @@ for q = 1, tonumber(ARGV[at]) do
       ok = mode == 'read' or used + amount <= limit
       if not ok then reset = 1000 end
     else
-      local st = calendar(key, span)
-      used, reserved = st.u, st.r
+      local st = calendar(key, prevs[i], span)
+      used, reserved = st.u, st.r + st.before
       ok = mode == 'read' or used + reserved < limit
       reset = span - now
     end
@@ -298,7 +315,7 @@ for q = 1, tonumber(ARGV[at]) do
   end
   if refusal == nil and mode == 'admit' then
     for i = 1, n do
-      local key, p = KEYS[ki + i], at + (i - 1) * 4
+      local key, p = keys[i], at + (i - 1) * 4
       local kind, amount, span = ARGV[p + 1], ARGV[p + 3], tonumber(ARGV[p + 4])
       if kind == 'w' then
         local st = cache[key]
@@ -324,7 +341,7 @@ for q = 1, tonumber(ARGV[at]) do
     end
   end
   results[q] = refusal or out
-  ki, at = ki + n, at + 4 * n
+  at = at + 4 * n
 end
 
 -- What the batch took, written once per counter.
