@@ -594,11 +594,12 @@ if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
 fi
 if [[ "$REDIS_RUNS" == 1 ]]; then
     REDIS_ADD_P50=$(f "${R[redis_c1.p50]} - ${R[gov_c1.p50]}")
-    REDIS_RPS_RATIO=$(ratio "${R[redis_c32.rps]}" "${R[gov_c32.rps]}")
+    # Three decimals, and the verdict from the raw rates: 0.7997 is not 0.80.
+    REDIS_RPS_RATIO=$(awk -v a="${R[redis_c32.rps]}" -v b="${R[gov_c32.rps]}" 'BEGIN{printf "%.3f", (b > 0 ? a / b : 0)}')
     REDIS_CPU_ADD=$(f "${R[redis_c32.cpu_us_per_req]} - ${R[gov_c32.cpu_us_per_req]}")
     REDIS_GW_BOUND=$(ratio "${R[gov_c32.cpu_us_per_req]}" "${R[redis_c32.cpu_us_per_req]}")
     T_REDIS_P50=$(pass "$REDIS_ADD_P50 <= 150")
-    T_REDIS_RPS=$(pass "$REDIS_RPS_RATIO >= 0.8")
+    T_REDIS_RPS=$(pass "${R[redis_c32.rps]} >= 0.8 * ${R[gov_c32.rps]}")
     T_REDIS_ERR=$(pass "$REDIS_BACKEND_ERRORS + ${R[redis_c32.err_status]} + ${R[redis_c1.err_status]} == 0")
 fi
 MEASURED=(direct_c1 gw_c1 bare_c1 tr_c1 direct_c32 gw_c32 bare_c32 tr_c32 res_c1 res_c32 flaky_c32 down_c1 gov_c1 gov_c32 redis_c1 redis_c32

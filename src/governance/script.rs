@@ -176,7 +176,7 @@ pub(super) fn script_args(cmd: &mut Cmd, settled: &Pending, reqs: &[Req<'_>], no
     let n: usize = reqs
         .iter()
         .flat_map(|r| r.counters)
-        .map(|(_, kind, ..)| 1 + usize::from(calendar(*kind).is_some()))
+        .map(|(_, kind, ..)| 1 + usize::from(previous_period(*kind, now).is_some()))
         .sum();
     cmd.int(settled.keys.n + n);
     cmd.raw(&settled.keys);
@@ -194,7 +194,11 @@ pub(super) fn script_args(cmd: &mut Cmd, settled: &Pending, reqs: &[Req<'_>], no
     for r in reqs {
         cmd.arg(r.ticket.as_bytes()).int(r.counters.len());
         for (_, kind, limit, amount) in r.counters {
-            let (k, span) = shape(*kind, now);
+            let (mut k, span) = shape(*kind, now);
+            if previous_period(*kind, now).is_some() {
+                // A calendar budget whose previous period's key follows.
+                k = "C";
+            }
             cmd.arg(k.as_bytes()).int(*limit).int(*amount).int(span);
         }
     }
@@ -209,10 +213,12 @@ pub(super) fn key_of(meter: &str, kind: Kind, at: u64) -> String {
     }
 }
 
-/// A moment in the period before the one `now` is in (calendar budgets).
+/// A moment in the period before the one `now` is in, while requests
+/// admitted then may still be in flight (calendar budgets: for a lease
+/// after a period starts; by then the old period's key has expired).
 fn previous_period(kind: Kind, now: u64) -> Option<u64> {
     let (start, _) = calendar(kind)?.bounds(now)?;
-    start.checked_sub(1)
+    (now - start < LEASE_MS).then(|| start.checked_sub(1)).flatten()
 }
 
 pub(super) fn calendar(kind: Kind) -> Option<Period> {
@@ -260,6 +266,7 @@ mod tests {
         assert_eq!(key_of("k:rpm", Kind::Requests, day + 5), "sy:k:rpm");
         // Requests admitted in the period before still reserve in this one.
         assert_eq!(previous_period(Kind::Usd(Period::Day), day + 5), Some(day - 1));
+        assert_eq!(previous_period(Kind::Usd(Period::Day), day + LEASE_MS), None);
         assert_eq!(previous_period(Kind::Usd(Period::Rolling(60_000)), day), None);
         assert_eq!(key_of("b:usd", Kind::Usd(Period::Rolling(3_600_000)), 7), "sy:b:usd");
         assert_eq!(shape(Kind::Requests, 0), ("w", 1000));

@@ -230,12 +230,17 @@ impl Batcher {
         loop {
             let jobs = std::mem::take(&mut *self.lock());
             if jobs.is_empty() {
-                self.busy.store(false, Ordering::Release);
+                self.busy.store(false, Ordering::SeqCst);
                 // One may have queued between the take and the release.
-                if self.lock().is_empty() || self.busy.swap(true, Ordering::AcqRel) {
-                    return;
+                if !self.lock().is_empty() && !self.busy.swap(true, Ordering::AcqRel) {
+                    continue;
                 }
-                continue;
+                // No call to ride along with: settlements that came while
+                // this one was out go by themselves (see `Shared::settle`).
+                if !self.outbox.lock().is_empty() {
+                    self.outbox.wake.notify_one();
+                }
+                return;
             }
             if !self.hot.connected() {
                 // Nothing to send on: told at once, settlements kept.
@@ -489,8 +494,16 @@ impl Shared {
         p.push(checks, ticket, at, now, tokens, nano_usd);
         if was_empty && !p.is_empty() {
             p.since_ms = now;
+            // While a call is out they ride along with the next one, or,
+            // if none follows, the flusher is woken when it ends (it reads
+            // the outbox after releasing `busy`, which is read here under
+            // the outbox's lock: one of the two sees the other). Under
+            // load the flusher then sleeps instead of waking per call.
+            let carried = self.batcher.busy.load(Ordering::SeqCst);
             drop(p);
-            self.outbox.wake.notify_one();
+            if !carried {
+                self.outbox.wake.notify_one();
+            }
         }
     }
 

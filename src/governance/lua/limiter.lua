@@ -32,17 +32,17 @@
 -- Then A (the number of requests) and, per request: its ticket, n (its
 -- number of counters) and four per counter: kind, limit, amount, span;
 -- the counters' keys follow the settled ones in KEYS, request by request
--- (a calendar budget's two: see "c").
+-- (a calendar budget's two: see "C").
 --   kind "w": per-minute window (requests, tokens); span = bucket width ms.
 --   kind "b": rolling budget window; span = bucket width ms.
 --   kind "g": requests in flight; a sorted set of tickets scored by their
 --             lease's end (a node that dies frees its places at the end).
 --   kind "c": calendar budget; the key names the period; fields "u" (spent)
---             and "r" (reserved); span = the period's end (Unix ms). The
---             previous period's key follows it: what requests admitted
---             then still reserve counts now (they spend in this period)
---             until they settle, or until that key expires 15 minutes
---             after its period.
+--             and "r" (reserved); span = the period's end (Unix ms).
+--   kind "C": as "c", in the first lease of a period: the previous
+--             period's key follows, and what requests admitted then still
+--             reserve counts now (they spend in this period) until they
+--             settle, or until that key expires a lease after its period.
 --
 -- A window is a hash: one field per bucket (bucket number -> count), "t"
 -- their sum, "lo" the oldest bucket that may still be stored (every stored
@@ -233,8 +233,11 @@ local function calendar(key, prev, span)
       local v = redis.call('HMGET', key, 'u', 'r')
       k = {u = tonumber(v[1]) or 0, r = tonumber(v[2]) or 0}
     end
-    local before = known[prev] and known[prev].r
-    if before == nil then before = tonumber(redis.call('HGET', prev, 'r')) or 0 end
+    local before = 0
+    if prev then
+      before = known[prev] and known[prev].r
+      if before == nil then before = tonumber(redis.call('HGET', prev, 'r')) or 0 end
+    end
     st = {cal = true, u = k.u, r = k.r, before = before, add = 0, span = span}
     cache[key] = st
   end
@@ -253,7 +256,7 @@ for q = 1, tonumber(ARGV[at]) do
   for i = 1, n do
     ki = ki + 1
     keys[i] = KEYS[ki]
-    if ARGV[at + (i - 1) * 4 + 1] == 'c' then
+    if ARGV[at + (i - 1) * 4 + 1] == 'C' then
       ki = ki + 1
       prevs[i] = KEYS[ki]
     end
