@@ -207,7 +207,10 @@ impl Governance {
             None => (self.meters.admit(&checks, now), None),
             Some(sh) => {
                 let name = sh.ticket();
-                match sh.admit(&checks, now, &name).await {
+                // Boxed: the Redis call's state would otherwise enlarge
+                // every request's future, in-process ones too (each move
+                // of it copies the bytes).
+                match Box::pin(sh.admit(&checks, now, &name)).await {
                     Ok(a) => (a, Some((sh.clone(), name))),
                     Err(e) => {
                         sh.failed("admission", &e);
