@@ -118,8 +118,6 @@ impl std::fmt::Display for CallError {
     }
 }
 
-type Replies = oneshot::Sender<Vec<Reply>>;
-
 /// What runs on a call's replies, on the connection's task (dropped
 /// unrun if the connection breaks first).
 pub type Then = Box<dyn FnOnce(Vec<Reply>) + Send>;
@@ -128,7 +126,7 @@ pub type Then = Box<dyn FnOnce(Vec<Reply>) + Send>;
 struct Call {
     bytes: Vec<u8>,
     replies: usize,
-    to: Option<Replies>,
+    /// Runs on the replies (`None`: nobody waits for them).
     then: Option<Then>,
 }
 
@@ -206,8 +204,9 @@ impl Redis {
         conn.send(Call {
             bytes,
             replies,
-            to: Some(tx),
-            then: None,
+            then: Some(Box::new(move |r| {
+                let _ = tx.send(r);
+            })),
         })
         .map_err(|_| CallError::Down)?;
         match pingora_timeout::fast_timeout::fast_timeout(self.timeout, rx).await {
@@ -249,7 +248,6 @@ impl Redis {
         conn.send(Call {
             bytes,
             replies,
-            to: None,
             then: None,
         })
         .map_err(|_| CallError::Down)
@@ -265,7 +263,6 @@ impl Redis {
         conn.send(Call {
             bytes,
             replies,
-            to: None,
             then: Some(then),
         })
         .map_err(|_| CallError::Down)
@@ -385,7 +382,6 @@ impl Redis {
 struct Waiting {
     left: usize,
     got: Vec<Reply>,
-    to: Option<Replies>,
     then: Option<Then>,
 }
 
@@ -404,7 +400,7 @@ async fn serve(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Call>) -> Stri
                 // Everything queued goes out in one write.
                 while let Some(c) = next {
                     out.extend_from_slice(&c.bytes);
-                    waiting.push_back(Waiting { left: c.replies, got: Vec::with_capacity(c.replies), to: c.to, then: c.then });
+                    waiting.push_back(Waiting { left: c.replies, got: Vec::with_capacity(c.replies), then: c.then });
                     next = if out.len() < 64 * 1024 { rx.try_recv().ok() } else { None };
                 }
                 if let Err(e) = wr.write_all(&out).await {
@@ -428,12 +424,8 @@ async fn serve(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Call>) -> Stri
                             w.got.push(reply);
                             w.left -= 1;
                             if w.left == 0 {
-                                if let Some(w) = waiting.pop_front() {
-                                    if let Some(to) = w.to {
-                                        let _ = to.send(w.got);
-                                    } else if let Some(then) = w.then {
-                                        then(w.got);
-                                    }
+                                if let Some(Waiting { got, then: Some(then), .. }) = waiting.pop_front() {
+                                    then(got);
                                 }
                             }
                         }

@@ -69,13 +69,6 @@ impl Cmd {
         self
     }
 
-    /// The whole command, as sent.
-    pub(super) fn bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 16);
-        self.finish(&mut out);
-        out
-    }
-
     pub(super) fn finish(self, out: &mut Vec<u8>) {
         out.push(b'*');
         let mut b = itoa::Buffer::new();
@@ -173,21 +166,18 @@ pub(super) fn outcome(r: Option<&Reply>, n: usize) -> Result<Admit, CallError> {
 /// The script's arguments after `EVALSHA <sha>`: the settlements riding
 /// along, then each request's counters to admit or read.
 pub(super) fn script_args(cmd: &mut Cmd, settled: &Pending, reqs: &[Req<'_>], now: u64, mode: &[u8]) {
-    let n: usize = reqs
-        .iter()
-        .flat_map(|r| r.counters)
-        .map(|(_, kind, ..)| 1 + usize::from(previous_period(*kind, now).is_some()))
-        .sum();
-    cmd.int(settled.keys.n + n);
-    cmd.raw(&settled.keys);
+    // The counters' keys, counted as they are written.
+    let mut keys = Cmd::new();
     for r in reqs {
         for (meter, kind, ..) in r.counters {
-            cmd.arg(key_of(meter, *kind, now).as_bytes());
+            keys.arg(key_of(meter, *kind, now).as_bytes());
             if let Some(before) = previous_period(*kind, now) {
-                cmd.arg(key_of(meter, *kind, before).as_bytes());
+                keys.arg(key_of(meter, *kind, before).as_bytes());
             }
         }
     }
+    cmd.int(settled.keys.n + keys.n);
+    cmd.raw(&settled.keys).raw(&keys);
     cmd.int(now).int(LEASE_MS).arg(mode);
     cmd.int(settled.keys.n / 2).raw(&settled.args);
     cmd.int(reqs.len());

@@ -124,10 +124,7 @@ async fn flusher(outbox: Arc<Outbox>, hot: Arc<Redis>, sha: String) {
             }
             let settled = outbox.take();
             if !settled.is_empty() {
-                let mut cmd = Cmd::new();
-                cmd.arg(b"EVALSHA").arg(sha.as_bytes());
-                script_args(&mut cmd, &settled, &[], 0, b"settle");
-                let bytes = cmd.bytes();
+                let bytes = command(b"EVALSHA", sha.as_bytes(), &settle_args(&settled));
                 if let Err(e) = hot.send(bytes, 1) {
                     log::warn!("limiter: settling requests at {}: {e}", hot.target());
                 }
@@ -281,26 +278,23 @@ impl Batcher {
     }
 }
 
-/// Runs the script on `pool` with the rest of the command `build` writes
-/// (after `EVALSHA <sha>`), falling back to `EVAL` if the server lost its
-/// scripts.
-async fn eval(pool: &Redis, sha: &str, build: impl Fn(&mut Cmd)) -> Result<Vec<Reply>, CallError> {
-    let mut cmd = Cmd::new();
-    cmd.arg(b"EVALSHA").arg(sha.as_bytes());
-    build(&mut cmd);
-    let bytes = cmd.bytes();
-    let r = pool.call(bytes, 1).await?;
+/// Runs the script on `pool` with `args` (what follows `EVALSHA <sha>`),
+/// falling back to `EVAL` if the server lost its scripts.
+async fn eval(pool: &Redis, sha: &str, args: &Cmd) -> Result<Vec<Reply>, CallError> {
+    let r = pool.call(command(b"EVALSHA", sha.as_bytes(), args), 1).await?;
     match r.first() {
         Some(Reply::Error(e)) if e.starts_with("NOSCRIPT") => {
-            let mut cmd = Cmd::new();
-            cmd.arg(b"EVAL").arg(LIMITER_LUA.as_bytes());
-            build(&mut cmd);
-            let mut bytes = Vec::new();
-            cmd.finish(&mut bytes);
-            pool.call(bytes, 1).await
+            pool.call(command(b"EVAL", LIMITER_LUA.as_bytes(), args), 1).await
         }
         _ => Ok(r),
     }
+}
+
+/// The script's arguments for `settled` alone.
+fn settle_args(settled: &Pending) -> Cmd {
+    let mut args = Cmd::new();
+    script_args(&mut args, settled, &[], 0, b"settle");
+    args
 }
 
 impl Shared {
@@ -445,10 +439,9 @@ impl Shared {
             counters: &list,
         }];
         let none = Pending::default();
-        let r = eval(&self.control, &self.sha, |cmd| {
-            script_args(cmd, &none, &req, now, b"read")
-        })
-        .await?;
+        let mut args = Cmd::new();
+        script_args(&mut args, &none, &req, now, b"read");
+        let r = eval(&self.control, &self.sha, &args).await?;
         let Some(Reply::Array(Some(all))) = r.first() else {
             return Err(CallError::Lost);
         };
@@ -463,11 +456,7 @@ impl Shared {
     #[cfg(test)]
     pub(super) async fn barrier(&self) -> Result<(), CallError> {
         let settled = self.outbox.take();
-        eval(&self.hot, &self.sha, |cmd| {
-            script_args(cmd, &settled, &[], 0, b"settle")
-        })
-        .await
-        .map(|_| ())
+        eval(&self.hot, &self.sha, &settle_args(&settled)).await.map(|_| ())
     }
 
     /// Sends the settlements still waiting (at shutdown), and waits for
@@ -477,10 +466,7 @@ impl Shared {
         if settled.is_empty() {
             return;
         }
-        let r = eval(&self.control, &self.sha, |cmd| {
-            script_args(cmd, &settled, &[], 0, b"settle")
-        })
-        .await;
+        let r = eval(&self.control, &self.sha, &settle_args(&settled)).await;
         if let Err(e) = r {
             self.failed("settling requests at shutdown", &e);
         }
