@@ -146,10 +146,22 @@ pub fn close_if_shutting_down(session: &mut Session) {
 /// are made, never again per response).
 pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
+/// A header name checked when the gateway is compiled: `HeaderName::from_static`
+/// called at run time parses its name on every call, and these are on every
+/// request's path.
+#[macro_export]
+macro_rules! header_name {
+    ($name:literal) => {{
+        const NAME: ::http::HeaderName = ::http::HeaderName::from_static($name);
+        NAME
+    }};
+}
+
 /// One header from text; `None` when it is not valid HTTP (the callers'
-/// texts are constants, ids and names already checked).
-pub fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    Some((HeaderName::from_static(name), HeaderValue::from_str(value).ok()?))
+/// texts are constants, ids and names already checked). Name it with
+/// [`header_name!`].
+pub fn header(name: HeaderName, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    Some((name, HeaderValue::from_str(value).ok()?))
 }
 
 /// A response head: `fixed`, the request id, then `headers` (appended),
@@ -168,7 +180,7 @@ fn response_head(
         h.insert(k.clone(), v.clone());
     }
     if let Ok(id) = HeaderValue::from_str(&s.request_id) {
-        h.insert(HeaderName::from_static("x-request-id"), id);
+        h.insert(crate::header_name!("x-request-id"), id);
     }
     for (k, v) in headers {
         h.append(k.clone(), v.clone());

@@ -63,16 +63,19 @@ impl Principal {
 /// new Anthropic SDKs; the scheme is case-insensitive, RFC 9110) or
 /// `x-api-key` (older Anthropic clients, the Vercel AI SDK).
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.trim_start().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
-        });
+    // Bytes first, text last: this runs on every request of a gateway with
+    // keys, and only the key itself needs checking as text.
+    fn text(b: &[u8]) -> Option<&str> {
+        std::str::from_utf8(b.trim_ascii()).ok()
+    }
+    let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| {
+        let v = v.as_bytes().trim_ascii_start();
+        let (scheme, rest) = v.split_at_checked(6)?;
+        (scheme.eq_ignore_ascii_case(b"bearer") && rest.first() == Some(&b' ')).then_some(rest)
+    });
     bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
+        .and_then(text)
+        .or_else(|| headers.get("x-api-key").and_then(|v| text(v.as_bytes())))
 }
 
 /// Authenticates an API request (`/v1/*`): the master key, or a managed
@@ -162,11 +165,20 @@ mod tests {
             headers(&[("authorization", "Bearer mk")]),
             headers(&[("authorization", "BEARER mk")]),
             headers(&[("authorization", "bearer  mk ")]),
+            headers(&[("authorization", "  Bearer mk")]),
             headers(&[("x-api-key", "mk")]),
+            // Not a bearer credential: the `x-api-key` is the one presented.
+            headers(&[("authorization", "Bearermk"), ("x-api-key", "mk")]),
+            headers(&[("authorization", "Basic bWs="), ("x-api-key", "mk")]),
         ] {
             assert_eq!(authenticate(&h, Some(&m), &ring, 0), Ok(Principal::Master), "{h:?}");
         }
-        assert!(authenticate(&headers(&[("authorization", "Basic mk")]), Some(&m), &ring, 0).is_err());
+        for bad in ["Basic mk", "Bearer", "Bearer ", "Bearermk", "Bearer\tmk", "mk"] {
+            assert!(
+                authenticate(&headers(&[("authorization", bad)]), Some(&m), &ring, 0).is_err(),
+                "{bad}"
+            );
+        }
         assert!(authenticate(&headers(&[("authorization", "Bearer nope")]), Some(&m), &ring, 0).is_err());
         assert_eq!(
             authenticate(&HeaderMap::new(), None, &ring, 0),

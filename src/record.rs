@@ -173,9 +173,18 @@ const SECRET_NAME_PARTS: &[&str] = &[
 ];
 
 /// Whether a header or query parameter name looks like it carries a secret.
+/// Runs once per header of every request (the audit entry), so it neither
+/// allocates nor builds a substring searcher per fragment: each position is
+/// compared, ignoring ASCII case, with the fragments that start with its
+/// letter.
 pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    SECRET_NAME_PARTS.iter().any(|p| n.contains(p))
+    let n = name.as_bytes();
+    (0..n.len()).any(|i| {
+        let rest = &n[i..];
+        SECRET_NAME_PARTS
+            .iter()
+            .any(|p| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+    })
 }
 
 /// Replaces secret header values with `[REDACTED]`: by name, and any known
@@ -223,6 +232,24 @@ pub fn redact_path(path_and_query: &str, scrubber: &Scrubber) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names_are_found_in_any_case_anywhere_in_the_name() {
+        for n in [
+            "Authorization",
+            "X-API-KEY",
+            "x-goog-api-key",
+            "Refresh_Token",
+            "COOKIE",
+            "x-amz-signature",
+            "k-e-y-apikey",
+        ] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        for n in ["content-type", "host", "ke", "", "x-request-id", "accept-encoding"] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+    }
 
     #[test]
     fn redaction() {

@@ -178,11 +178,8 @@ fn budget_checks(out: &mut Vec<Check>, n: &ScopeNames, b: &BudgetSpec, ask: &Ask
     }
 }
 
-fn header(name: &'static str, value: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
-    Some((
-        http::HeaderName::from_static(name),
-        http::HeaderValue::from_str(value).ok()?,
-    ))
+fn header(name: http::HeaderName, value: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
+    Some((name, http::HeaderValue::from_str(value).ok()?))
 }
 
 /// Writes a Go-style duration, as OpenAI's reset headers write them
@@ -222,16 +219,17 @@ fn write_reset(ms: u64, out: &mut Vec<u8>) {
 pub fn headers(checks: &[Check], readings: &[Reading]) -> (super::Headers, Vec<String>) {
     let mut h = Vec::new();
     let mut warnings = Vec::new();
-    type Names = [&'static str; 3];
+    // Constants: `from_static` evaluated at run time parses the name.
+    type Names = [http::HeaderName; 3];
     const REQUESTS: Names = [
-        "x-ratelimit-limit-requests",
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-reset-requests",
+        http::HeaderName::from_static("x-ratelimit-limit-requests"),
+        http::HeaderName::from_static("x-ratelimit-remaining-requests"),
+        http::HeaderName::from_static("x-ratelimit-reset-requests"),
     ];
     const TOKENS: Names = [
-        "x-ratelimit-limit-tokens",
-        "x-ratelimit-remaining-tokens",
-        "x-ratelimit-reset-tokens",
+        http::HeaderName::from_static("x-ratelimit-limit-tokens"),
+        http::HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        http::HeaderName::from_static("x-ratelimit-reset-tokens"),
     ];
     let mut buf: Vec<u8> = Vec::with_capacity(64);
     let mut spans: [Option<(Names, [usize; 4])>; 2] = [None, None];
@@ -261,14 +259,14 @@ pub fn headers(checks: &[Check], readings: &[Reading]) -> (super::Headers, Vec<S
     for (names, [a, b, c, d]) in spans.into_iter().flatten() {
         for (name, (from, to)) in names.into_iter().zip([(a, b), (b, c), (c, d)]) {
             if let Ok(v) = http::HeaderValue::from_maybe_shared(buf.slice(from..to)) {
-                h.push((http::HeaderName::from_static(name), v));
+                h.push((name, v));
             }
         }
     }
     for (c, r) in checks.iter().zip(readings) {
         if c.meter.ends_with(":unpriced") {
             h.extend(header(
-                "x-switchyard-budget-note",
+                crate::header_name!("x-switchyard-budget-note"),
                 &format!(
                     "the model has no known price: the USD budget of {} counts nothing for it",
                     c.scope
@@ -289,7 +287,7 @@ pub fn headers(checks: &[Check], readings: &[Reading]) -> (super::Headers, Vec<S
                 c.scope,
                 (frac * 100.0).min(999.0)
             );
-            h.extend(header("x-switchyard-budget-warning", &w));
+            h.extend(header(crate::header_name!("x-switchyard-budget-warning"), &w));
             warnings.push(w);
         }
     }

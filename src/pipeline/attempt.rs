@@ -327,9 +327,12 @@ fn retry_after(headers: &crate::http::Headers) -> Option<std::time::Duration> {
 
 /// `x-switchyard-attempts`: how many upstream calls this answer took.
 pub fn attempts_header(s: &RequestSummary) -> crate::http::Headers {
-    crate::http::header("x-switchyard-attempts", &s.attempts.len().to_string())
-        .into_iter()
-        .collect()
+    crate::http::header(
+        crate::header_name!("x-switchyard-attempts"),
+        &s.attempts.len().to_string(),
+    )
+    .into_iter()
+    .collect()
 }
 
 /// The target's known context window (catalog or `prices:`).

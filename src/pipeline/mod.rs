@@ -130,7 +130,8 @@ pub async fn run(g: &Gateway, session: &mut Session, s: &mut RequestSummary) {
         // `retry-after`, passed through, wins).
         if let Some(secs) = f.error.retry_after_s() {
             if !f.headers.iter().any(|(k, _)| k == "retry-after") {
-                f.headers.extend(http::header("retry-after", &secs.to_string()));
+                f.headers
+                    .extend(http::header(crate::header_name!("retry-after"), &secs.to_string()));
             }
         }
         if s.status == 0 {

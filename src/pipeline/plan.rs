@@ -114,8 +114,8 @@ pub fn build(at: &Lookup<'_>, who: &Affinity<'_>, request: &mut Request<'_>) -> 
                 status: 200,
                 body: serde_json::json!({"input_tokens": n}).to_string().into_bytes(),
                 headers: [
-                    header("x-switchyard-token-count", "estimate"),
-                    header("x-switchyard-provider", &first.name),
+                    header(crate::header_name!("x-switchyard-token-count"), "estimate"),
+                    header(crate::header_name!("x-switchyard-provider"), &first.name),
                 ]
                 .into_iter()
                 .flatten()

@@ -43,7 +43,13 @@ pub async fn send(g: &Gateway, session: &mut Session, s: &mut RequestSummary, so
         } => (exchange, provider, reply, busy),
     };
     let mut headers = ex.passthrough_headers();
-    headers.extend(http::header("x-switchyard-provider", &provider.name));
+    // Room for what follows (provider, attempts, a governed key's six
+    // rate-limit headers): one allocation, not a regrowth per addition.
+    headers.reserve(8);
+    headers.extend(http::header(
+        crate::header_name!("x-switchyard-provider"),
+        &provider.name,
+    ));
     headers.extend(super::attempt::attempts_header(s));
     super::govern::add_headers(s, &mut headers);
     if let Reply::Chat {
