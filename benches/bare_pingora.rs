@@ -1,7 +1,7 @@
 //! The Pingora floor for `benches/load.sh`: the smallest `ProxyHttp` there is
 //! (`upstream_peer` returns one fixed plain-HTTP peer, every other phase is
 //! Pingora's default), run with the same Pingora version, allocator
-//! (jemalloc with large blocks via calloc, transparent huge pages off), release profile and worker-thread
+//! (jemalloc with large blocks mapped by glibc, transparent huge pages off), release profile and worker-thread
 //! count as the gateway. Its CPU per request is what any Pingora proxy pays
 //! on this machine for the same traffic; the gateway's is reported as a
 //! ratio to it.
@@ -94,6 +94,8 @@ fn usage() -> ! {
 }
 
 fn main() {
+    // The gateway's allocator policy too (glibc's threshold for the large blocks).
+    alloc::fix_large_block_threshold();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         usage();

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
+    alloc::fix_large_block_threshold();
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {
