@@ -47,16 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_line FILE PATTERN TIMEOUT_S PID: the first matching line.
-wait_line() {
-    local i
-    for i in $(seq 1 $(($3 * 10))); do
-        if grep -m1 -- "$2" "$1" 2>/dev/null; then return 0; fi
-        kill -0 "$4" 2>/dev/null || { cat "$1" "$1.err" >&2 2>/dev/null; return 1; }
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 MODEL=gpt-4o-mini
 KEY=sk-sy-load-test-key-0123456789abcdefghijklmnopqrstuvw

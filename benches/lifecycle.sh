@@ -45,15 +45,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_line FILE PATTERN TIMEOUT_S: the first matching line, bounded.
-wait_line() {
-    local i
-    for i in $(seq 1 $(($3 * 10))); do
-        if grep -m1 -- "$2" "$1" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh  # (the script has cd-ed to the repository root)
 
 "$MOCK_BIN" 127.0.0.1:0 >"$TMP/mock.out" 2>&1 &
 PIDS+=($!)

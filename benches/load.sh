@@ -157,16 +157,8 @@ if [[ "$POLL" == 1 && $(id -u) -eq 0 && -w /dev/cpu_dma_latency ]]; then
     CPU_MODE=polling
 fi
 
-# wait_line FILE PATTERN TIMEOUT_S PID: prints the first matching line.
-wait_line() {
-    local i
-    for i in $(seq 1 $(($3 * 10))); do
-        if grep -m1 -- "$2" "$1" 2>/dev/null; then return 0; fi
-        kill -0 "$4" 2>/dev/null || { cat "$1" "$1.err" >&2 2>/dev/null; return 1; }
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 # http HOSTPORT METHOD PATH [BODY]: one request over bash's /dev/tcp, whole
 # response on stdout (Connection: close), at most 10 s.

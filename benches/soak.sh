@@ -22,11 +22,12 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-wait_line() { for _ in $(seq 1 200); do grep -m1 -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh  # (the script has cd-ed to the repository root)
 
 "$TARGET/release/examples/mock_upstream" 127.0.0.1:0 >"$T/mock.out" 2>&1 &
 PIDS+=($!)
-MA=$(wait_line "$T/mock.out" "mock ready on" | awk '{print $4}')
+MA=$(wait_line "$T/mock.out" "mock ready on" 20 | awk '{print $4}')
 mkdir "$T/data"
 # shellcheck disable=SC2086
 env SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$T/data" OPENAI_API_KEY=k \
@@ -34,7 +35,7 @@ env SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$T/data" OPENAI_API_KEY=k
     "$TARGET/release/switchyard" serve >"$T/gw.out" 2>"$T/gw.err" &
 GP=$!
 PIDS+=("$GP")
-GA=$(wait_line "$T/gw.out" "ready on" | awk '{print $4}')
+GA=$(wait_line "$T/gw.out" "ready on" 20 | awk '{print $4}')
 cat >"$T/post.lua" <<'L'
 wrk.method = "POST"
 wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}'

@@ -14,6 +14,7 @@ mod http;
 mod live;
 mod pipeline;
 mod policy;
+mod prehashed;
 mod pricing;
 mod principal;
 mod providers;

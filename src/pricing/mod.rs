@@ -312,38 +312,12 @@ pub struct Pricing {
 
 /// Remembered lookups: hash → the names and the answer (a short list in
 /// case of a hash collision).
-type MemoMap = HashMap<u64, Vec<([Box<str>; 3], Option<(Price, CostSource)>)>, KeyIsHash>;
-
-/// The memo's keys are already SipHash values: hashing them again is
-/// wasted work (twice on a governed request's path).
-#[derive(Debug, Default, Clone, Copy)]
-struct KeyIsHash;
-
-impl std::hash::BuildHasher for KeyIsHash {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
-/// See [`KeyIsHash`].
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (the key is a `u64`); this keeps any
-        // other input well defined.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+/// Keyed by a SipHash of the names already, so the map does not hash again.
+type MemoMap = HashMap<
+    u64,
+    Vec<([Box<str>; 3], Option<(Price, CostSource)>)>,
+    std::hash::BuildHasherDefault<crate::prehashed::Prehashed>,
+>;
 
 #[derive(Debug, Default)]
 struct Memo(RwLock<MemoMap>);

@@ -28,6 +28,7 @@
 //! so only a provider name that is a prefix of another plus a matching model
 //! name could collide; real configurations do not produce that.
 
+use crate::prehashed::Prehashed;
 use arc_swap::ArcSwap;
 use prometheus::{
     Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -35,7 +36,7 @@ use prometheus::{
 };
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use switchyard_filters::usage::Usage;
@@ -251,27 +252,6 @@ impl Series {
                 c.inc();
             }
         }
-    }
-}
-
-/// Hasher for keys that already are hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `SeriesMap`; mix anything else anyway.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
