@@ -46,6 +46,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use store::Store;
 
+/// Longest timeout that Pingora's "fast" timers serve; longer ones use
+/// Tokio's.
+///
+/// Why: a fast timer stays in Pingora's timer tree until its deadline even
+/// when the wait it guarded ended long before. With the provider read
+/// timeout (600 s by default) on fast timers, one slot per 10 ms per thread
+/// stayed for 10 minutes: a linear RSS climb under load (heap-profiled
+/// twice, ~6 MiB of timers at 4k requests/s). Tokio frees a cancelled
+/// timer at once. The limit stays above Pingora's own client-side timeouts
+/// (60 s keep-alive and pool idle): with it at 30 s a readiness probe failed
+/// in about one upgrade test run in six. Set through `ServerConf`: Pingora
+/// sets the process-wide threshold from it when the server starts (a call
+/// of our own before that was overwritten with its 900 s default).
+const FAST_TIMER_MAX_SECS: u64 = 300;
+
 #[global_allocator]
 static GLOBAL: alloc::SplitAlloc = alloc::SplitAlloc;
 
@@ -272,6 +287,19 @@ fn reserve_port(addr: SocketAddr) -> Result<(SocketAddr, socket2::Socket), Strin
     Ok((local, sock))
 }
 
+/// Pingora's settings from ours.
+fn server_conf(s: &config::ServerSettings) -> ServerConf {
+    ServerConf {
+        threads: s.threads,
+        pid_file: s.pid_file.display().to_string(),
+        upgrade_sock: s.upgrade_sock.display().to_string(),
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        fast_timeout_to_tokio_threshold_seconds: Some(FAST_TIMER_MAX_SECS),
+        ..ServerConf::default()
+    }
+}
+
 fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathBuf>, upgrade: bool) -> ExitCode {
     let (listen_cli, data_dir_cli) = (listen.clone(), data_dir.clone());
     let snap = match load(config.clone(), listen, data_dir) {
@@ -326,14 +354,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         log::info!("provider {} ({}) at {}", p.name, p.family, p.base.display());
     }
 
-    let conf = ServerConf {
-        threads: snap.server.threads,
-        pid_file: snap.server.pid_file.display().to_string(),
-        upgrade_sock: snap.server.upgrade_sock.display().to_string(),
-        grace_period_seconds: Some(snap.server.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(snap.server.graceful_shutdown_timeout_seconds),
-        ..ServerConf::default()
-    };
+    let conf = server_conf(&snap.server);
     let opt = Opt {
         upgrade,
         ..Opt::default()
@@ -351,14 +372,6 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    // Pingora keeps a "fast" timer until its deadline even when the wait it
-    // guarded ended long before: with a provider read timeout of 600 s, one
-    // timer slot per 10 ms per thread stayed for 10 minutes, a linear RSS
-    // climb under load (~0.1 MiB/s, heap-profiled). Timeouts this long go to
-    // Tokio's timers, which are freed when cancelled. The threshold stays
-    // above Pingora's own (shorter) client-side timeouts: with it at 30 s a
-    // readiness probe failed in about one upgrade test run in six.
-    pingora_timeout::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(std::time::Duration::from_secs(300)));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let grace = snap.server.grace_period_seconds;
@@ -535,5 +548,30 @@ fn raise_fd_limit(max_connections: usize) {
         if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
             log::warn!("could not raise the open-file limit to {}", lim.rlim_cur);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The provider read timeout (600 s unless configured) must run on
+    /// Tokio's timers, which are freed when the read ends; Pingora's fast
+    /// timers would hold a slot per 10 ms for its whole length.
+    #[test]
+    fn long_provider_timeouts_use_tokio_timers_and_short_ones_stay_fast() {
+        let snap = config::compile(&config::read_sources_for_test(&[("OPENAI_API_KEY", "k")], None)).expect("config");
+        let conf = server_conf(&snap.server);
+        let limit = conf
+            .fast_timeout_to_tokio_threshold_seconds
+            .expect("a threshold is set");
+        let read = snap.providers[0].read_timeout.as_secs();
+        assert!(
+            read > limit,
+            "default read timeout {read} s must exceed the fast-timer limit {limit} s"
+        );
+        // Pingora's downstream keep-alive and pool idle waits (60 s) stay on
+        // the cheaper fast timers.
+        assert!(limit > 60);
     }
 }
