@@ -7,18 +7,16 @@
 use crate::pipeline;
 use crate::state::Gateway;
 use crate::summary::RequestSummary;
-use crate::telemetry::metrics::InFlight;
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result as PResult};
 use pingora_proxy::{ProxyHttp, Session};
 use std::time::Instant;
 
-/// Per-request state: the summary the pipeline fills, and the in-flight
-/// gauge guard (dropped once the request is recorded).
+/// Per-request state: the summary the pipeline fills (its in-flight guard
+/// is dropped once the request is recorded).
 pub struct RequestCtx {
     summary: RequestSummary,
-    in_flight: Option<InFlight>,
 }
 
 #[async_trait]
@@ -28,7 +26,6 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             summary: RequestSummary::new(self.next_request_id()),
-            in_flight: None,
         }
     }
 
@@ -37,7 +34,6 @@ impl ProxyHttp for Gateway {
         crate::conns::request_started();
         // Pipelined requests are answered in order (RFC 9112 §9.3.2).
         session.set_pipelining_enabled(true);
-        ctx.in_flight = Some(self.svc.metrics.in_flight());
         pipeline::run(self, session, &mut ctx.summary).await;
         Ok(true)
     }
@@ -60,7 +56,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         pipeline::record::finish(self, session, &mut ctx.summary);
-        ctx.in_flight = None;
+        ctx.summary.in_flight = None;
         crate::conns::request_finished();
     }
 }

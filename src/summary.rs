@@ -119,6 +119,10 @@ pub struct RequestSummary {
     /// The admitted request's claim on limits and budgets, settled when it
     /// ends (`record`).
     pub ticket: Option<crate::governance::Ticket>,
+    /// Counts this request in `switchyard_in_flight_requests` from its
+    /// classification as model traffic until the summary is dropped or the
+    /// proxy's logging phase clears it, after the request is recorded.
+    pub in_flight: Option<crate::telemetry::metrics::InFlight>,
 }
 
 impl RequestSummary {
@@ -145,6 +149,7 @@ impl RequestSummary {
             tags: Vec::new(),
             capture: None,
             ticket: None,
+            in_flight: None,
         }
     }
 

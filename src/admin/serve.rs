@@ -443,11 +443,12 @@ fn store_state(g: &Gateway) -> serde_json::Value {
 
 /// Before a flush: a request answered just before this one is recorded in
 /// Pingora's logging phase, after its last byte left, so its record may
-/// not be queued yet. Waits (at most 1 s) until no request but this one is
-/// in flight, so a flush lands every request its caller saw answered.
+/// not be queued yet. Waits (at most 1 s) until no model request is in
+/// flight (admin calls are not counted), so a flush lands every request its
+/// caller saw answered.
 async fn settle(g: &Gateway) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while g.svc.metrics.in_flight_count() > 1 && std::time::Instant::now() < deadline {
+    while g.svc.metrics.in_flight_count() > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }

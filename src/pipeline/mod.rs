@@ -180,6 +180,10 @@ async fn lifecycle(g: &Gateway, session: &mut Session, s: &mut RequestSummary) -
         | Endpoint::Messages
         | Endpoint::CountTokens => {}
     }
+    // Only model traffic counts as in flight: a probe, a scrape or an admin
+    // call counting itself made the gauge (and the admin flush, which waits
+    // for it to clear) depend on their own timing.
+    s.in_flight = Some(g.svc.metrics.in_flight());
 
     // Principal.
     let gov = &g.governance;

@@ -301,6 +301,12 @@ struct DroppedSync {
 #[must_use = "the request stops counting as in flight when the guard is dropped"]
 pub struct InFlight(IntGauge);
 
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlight")
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
@@ -368,7 +374,7 @@ impl Metrics {
             &registry,
             IntGauge::new(
                 "switchyard_in_flight_requests",
-                "Requests currently being served, streams included.",
+                "Model requests (models, usage, chat, embeddings, messages, token counts) currently being served, streams included; probes, metrics scrapes and the admin API are not counted.",
             )
             .expect("static metric definition is valid"),
         );
