@@ -14,6 +14,7 @@
 #
 #   N=1500       measured requests per target (after 200 warm-up requests)
 #   SKIP_BUILD=1 use the release binaries already built
+#   GW_BIN=path  measure another gateway build (a before/after pair)
 #
 # Output: a table and target/instructions-summary.json.
 set -euo pipefail
@@ -32,7 +33,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release --example mock_upstream --example bare_pingora >&2
 fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-GW_BIN=$TARGET/release/switchyard
+GW_BIN=${GW_BIN:-$TARGET/release/switchyard}
 MOCK_BIN=$TARGET/release/examples/mock_upstream
 BARE_BIN=$TARGET/release/examples/bare_pingora
 for b in "$GW_BIN" "$MOCK_BIN" "$BARE_BIN"; do [[ -x "$b" ]] || die "missing $b (run without SKIP_BUILD=1)"; done
