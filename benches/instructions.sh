@@ -15,6 +15,8 @@
 #   N=1500       measured requests per target (after 200 warm-up requests)
 #   SKIP_BUILD=1 use the release binaries already built
 #   GW_BIN=path  measure another gateway build (a before/after pair)
+#   KEEP_PROFILES=dir  keep the callgrind profiles there (for callgrind_annotate;
+#                build with CARGO_PROFILE_RELEASE_STRIP=none to get symbols)
 #
 # Output: a table and target/instructions-summary.json.
 set -euo pipefail
@@ -44,6 +46,9 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [[ -n "${KEEP_PROFILES:-}" ]]; then
+        mkdir -p "$KEEP_PROFILES" && cp "$TMP"/*.cg.* "$KEEP_PROFILES"/ 2>/dev/null || true
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
