@@ -3,7 +3,8 @@
 # the gateway, and the gateway with one managed key + an rpm limit + a
 # monthly budget (the governance target's configuration), each serving the
 # same N chat requests (Authorization header included) from the mock
-# upstream after a warm-up.
+# upstream after a warm-up; then the gateway translating the same request
+# for an Anthropic upstream (the mock's /v1/messages).
 #
 # Why: wall-clock CPU per request on these shared VMs drifts by more than
 # the margins the targets judge (pairs a minute apart differ by ±10 us on a
@@ -57,12 +58,14 @@ trap cleanup EXIT
 source "$ROOT/benches/lib.sh"
 
 MODEL=gpt-4o-mini
+CLAUDE=claude-3-5-haiku-20241022 # the mock's Anthropic endpoint: the gateway translates
 KEY=sk-sy-load-test-key-0123456789abcdefghijklmnopqrstuvw
 "$MOCK_BIN" 127.0.0.1:0 >"$TMP/mock.out" 2>"$TMP/mock.out.err" &
 PIDS+=("$!")
 MOCK_ADDR=$(wait_line "$TMP/mock.out" "mock ready on" 20 "$!" | awk '{print $4}') || die "mock did not start"
 HASH=$(printf '%s' "$KEY" | "$GW_BIN" keys hash)
-printf 'providers:\n  openai: {base_url: "http://%s/v1", api_key: k, models: [%s]}\n' "$MOCK_ADDR" "$MODEL" >"$TMP/plain.yaml"
+printf 'providers:\n  openai: {base_url: "http://%s/v1", api_key: k, models: [%s]}\n  anthropic: {base_url: "http://%s", api_key: k, models: [%s]}\n' \
+    "$MOCK_ADDR" "$MODEL" "$MOCK_ADDR" "$CLAUDE" >"$TMP/plain.yaml"
 {
     cat "$TMP/plain.yaml"
     printf 'keys:\n  - {name: load, hash: "%s", limits: {rpm: 100000000}, budget: {usd: 1000000000, period: month}}\n' "$HASH"
@@ -71,7 +74,7 @@ printf 'providers:\n  openai: {base_url: "http://%s/v1", api_key: k, models: [%s
 # drive ADDR COUNT: COUNT chat requests on 4 keep-alive connections; prints
 # how many got a 200.
 drive() {
-    python3 - "$1" "$2" "$MODEL" "$KEY" <<'PY'
+    python3 - "$1" "$2" "${DRIVE_MODEL:-$MODEL}" "$KEY" <<'PY'
 import http.client, json, sys, threading
 addr, count, model, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 host, port = addr.rsplit(":", 1)
@@ -126,18 +129,24 @@ ENVS=(SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/d1" SWITCHYARD_LOG
 measure gateway "switchyard ready on" "$GW_BIN" serve
 ENVS=(SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/d2" SWITCHYARD_LOG=warn SWITCHYARD_CONFIG="$TMP/governed.yaml")
 measure governed "switchyard ready on" "$GW_BIN" serve
+mkdir -p "$TMP/d3"
+ENVS=(SWITCHYARD_LISTEN=127.0.0.1:0 SWITCHYARD_DATA_DIR="$TMP/d3" SWITCHYARD_LOG=warn SWITCHYARD_CONFIG="$TMP/plain.yaml")
+DRIVE_MODEL=$CLAUDE measure translated "switchyard ready on" "$GW_BIN" serve
 
-B=${INSTR[bare]} G=${INSTR[gateway]} K=${INSTR[governed]}
+B=${INSTR[bare]} G=${INSTR[gateway]} K=${INSTR[governed]} T=${INSTR[translated]}
 RATIO=$(awk -v g="$G" -v b="$B" 'BEGIN{printf "%.3f", g / b}')
+TR_RATIO=$(awk -v t="$T" -v g="$G" 'BEGIN{printf "%.3f", t / g}')
 ADD=$((K - G))
 ADD_PCT=$(awk -v a="$ADD" -v g="$G" 'BEGIN{printf "%.2f", 100 * a / g}')
 printf '\n%-44s %12s\n' "instructions per request (callgrind, N=$N)" ""
 printf '%-44s %12s\n' "bare Pingora" "$B"
 printf '%-44s %12s\n' "gateway" "$G"
 printf '%-44s %12s\n' "gateway, key + rpm + monthly budget" "$K"
+printf '%-44s %12s\n' "gateway, translated (OpenAI -> Anthropic)" "$T"
 printf '%-44s %12s\n' "gateway / bare Pingora" "x$RATIO"
+printf '%-44s %12s\n' "translated / same dialect" "x$TR_RATIO"
 printf '%-44s %12s\n' "added by the key and its limits" "+$ADD (+$ADD_PCT %)"
 mkdir -p "$TARGET"
-printf '{"n": %d, "bare": %d, "gateway": %d, "governed": %d, "gateway_over_bare": %s, "governance_added": %d, "governance_added_pct": %s}\n' \
-    "$N" "$B" "$G" "$K" "$RATIO" "$ADD" "$ADD_PCT" >"$TARGET/instructions-summary.json"
+printf '{"n": %d, "bare": %d, "gateway": %d, "governed": %d, "translated": %d, "gateway_over_bare": %s, "translated_over_gateway": %s, "governance_added": %d, "governance_added_pct": %s}\n' \
+    "$N" "$B" "$G" "$K" "$T" "$RATIO" "$TR_RATIO" "$ADD" "$ADD_PCT" >"$TARGET/instructions-summary.json"
 echo "JSON summary: $TARGET/instructions-summary.json"
