@@ -26,11 +26,10 @@ pub fn decode_request(dialect: WireDialect, body: &[u8]) -> Result<ChatRequest, 
 /// raw value is decoded once, straight from the bytes the gateway validated
 /// (the body is never parsed as a whole a second time).
 pub fn decode_fields(dialect: WireDialect, obj: &JsonObject<'_>) -> Result<ChatRequest, CodecError> {
-    let m = fields_map(obj)?;
     match dialect {
-        WireDialect::OpenAi => openai::decode_map(m),
-        WireDialect::Anthropic => anthropic::decode_map(m),
-        WireDialect::Gemini => gemini::decode_map(m),
+        WireDialect::OpenAi => openai::decode_fields(obj),
+        WireDialect::Anthropic => anthropic::decode_map(fields_map(obj)?),
+        WireDialect::Gemini => gemini::decode_map(fields_map(obj)?),
     }
 }
 

@@ -15,7 +15,12 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, CodecError> {
 
 /// An optional string field; wrong type is an error.
 pub fn opt_str(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<String>, CodecError> {
-    match m.get(key) {
+    str_value(m.get(key), param)
+}
+
+/// [`opt_str`] of a value already looked up (`None`: absent).
+pub fn str_value(v: Option<&Value>, param: &str) -> Result<Option<String>, CodecError> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(CodecError::invalid(param, format!("`{param}` must be a string"))),
@@ -24,7 +29,12 @@ pub fn opt_str(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<
 
 /// An optional non-negative integer that fits u32.
 pub fn opt_u32(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<u32>, CodecError> {
-    match m.get(key) {
+    u32_value(m.get(key), param)
+}
+
+/// [`opt_u32`] of a value already looked up.
+pub fn u32_value(v: Option<&Value>, param: &str) -> Result<Option<u32>, CodecError> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
             .as_u64()
@@ -36,7 +46,12 @@ pub fn opt_u32(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<
 
 /// An optional number.
 pub fn opt_f64(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<f64>, CodecError> {
-    match m.get(key) {
+    f64_value(m.get(key), param)
+}
+
+/// [`opt_f64`] of a value already looked up.
+pub fn f64_value(v: Option<&Value>, param: &str) -> Result<Option<f64>, CodecError> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
             .as_f64()
@@ -47,7 +62,12 @@ pub fn opt_f64(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<
 
 /// An optional boolean.
 pub fn opt_bool(m: &Map<String, Value>, key: &str, param: &str) -> Result<Option<bool>, CodecError> {
-    match m.get(key) {
+    bool_value(m.get(key), param)
+}
+
+/// [`opt_bool`] of a value already looked up.
+pub fn bool_value(v: Option<&Value>, param: &str) -> Result<Option<bool>, CodecError> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(CodecError::invalid(param, format!("`{param}` must be a boolean"))),
@@ -173,4 +193,55 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for LenientStr<'a> {
 /// `Option` field holding `null` as absent).
 pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// A usage counter read leniently in a typed decoder: a non-negative
+/// integer is itself, anything else (a float, a negative number, a string,
+/// `null`, an object) reads 0 — what [`count`] reads from a `Value`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).unwrap_or(0)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Count(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

@@ -73,6 +73,103 @@ pub fn usage_from_anthropic(v: &Value) -> Usage {
     }
 }
 
+/// An Anthropic `usage` object read in one pass by a typed decoder, with no
+/// map built: the same answer as [`usage_from_anthropic`] on its `Value`
+/// (a missing or non-numeric count is 0, a repeated key's last value
+/// counts), and anything but an object reads as absent (`None`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UsageIn(pub Option<Usage>);
+
+impl<'de> serde::Deserialize<'de> for UsageIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// The counters `usage_from_anthropic` reads.
+        enum Key {
+            Input,
+            Output,
+            CacheRead,
+            CacheWrite,
+            Other,
+        }
+        impl<'de> serde::Deserialize<'de> for Key {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct K;
+                impl serde::de::Visitor<'_> for K {
+                    type Value = Key;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Key, E> {
+                        Ok(match s {
+                            "input_tokens" => Key::Input,
+                            "output_tokens" => Key::Output,
+                            "cache_read_input_tokens" => Key::CacheRead,
+                            "cache_creation_input_tokens" => Key::CacheWrite,
+                            _ => Key::Other,
+                        })
+                    }
+                }
+                d.deserialize_identifier(K)
+            }
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UsageIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UsageIn, A::Error> {
+                let (mut input, mut output, mut read, mut write) = (0, 0, 0, 0);
+                while let Some(k) = map.next_key::<Key>()? {
+                    let slot = match k {
+                        Key::Input => &mut input,
+                        Key::Output => &mut output,
+                        Key::CacheRead => &mut read,
+                        Key::CacheWrite => &mut write,
+                        Key::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<jv::Count>()?.0;
+                }
+                Ok(UsageIn(Some(Usage {
+                    input_tokens: input.saturating_add(read).saturating_add(write),
+                    output_tokens: output,
+                    cached_input_tokens: read,
+                    cache_write_tokens: write,
+                    reasoning_tokens: 0,
+                })))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UsageIn, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(UsageIn(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// IR usage → Anthropic `usage` object (`input_tokens` without cache tokens).
 pub fn usage_to_anthropic(u: &Usage) -> Value {
     let uncached = u
@@ -118,6 +215,28 @@ mod tests {
         assert_eq!(u.input_tokens, 115);
         assert_eq!(u.cached_input_tokens, 100);
         assert_eq!(usage_to_anthropic(&u), v_sorted(&v));
+    }
+
+    #[test]
+    fn typed_usage_reads_what_the_value_walk_reads() {
+        for v in [
+            json!({"input_tokens": 10, "cache_read_input_tokens": 100,
+                   "cache_creation_input_tokens": 5, "output_tokens": 7, "service_tier": "standard",
+                   "cache_creation": {"ephemeral_5m_input_tokens": 5}}),
+            json!({"input_tokens": -3, "output_tokens": 2.5, "cache_read_input_tokens": "9"}),
+            json!({"output_tokens": [1, 2], "input_tokens": {"n": 1}}),
+            json!({}),
+        ] {
+            let typed: UsageIn = serde_json::from_str(&v.to_string()).unwrap();
+            assert_eq!(typed.0, Some(usage_from_anthropic(&v)), "{v}");
+        }
+        // A repeated key: the last value counts, as in a `Value`.
+        let typed: UsageIn = serde_json::from_str(r#"{"output_tokens": 1, "output_tokens": 4}"#).unwrap();
+        assert_eq!(typed.0.map(|u| u.output_tokens), Some(4));
+        for not_an_object in ["null", "3", "\"x\"", "[1]", "true"] {
+            let typed: UsageIn = serde_json::from_str(not_an_object).unwrap();
+            assert_eq!(typed.0, None, "{not_an_object}");
+        }
     }
 
     fn v_sorted(v: &Value) -> Value {

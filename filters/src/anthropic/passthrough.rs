@@ -4,7 +4,6 @@
 //! and its usage read. (The stream is relayed by
 //! [`crate::stream::StreamProcessor`].)
 
-use super::usage_from_anthropic;
 use crate::passthrough::{BodyError, JsonObject};
 use crate::usage::Usage;
 use serde_json::Value;
@@ -70,7 +69,7 @@ pub fn checked_message_usage(body: &[u8]) -> Result<Option<Usage>, String> {
         #[serde(borrow, default)]
         content: Option<&'a serde_json::value::RawValue>,
         #[serde(default)]
-        usage: Option<Value>,
+        usage: super::UsageIn,
     }
     let r: Resp<'_> = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -80,7 +79,7 @@ pub fn checked_message_usage(body: &[u8]) -> Result<Option<Usage>, String> {
     if !r.content.is_some_and(|c| c.get().starts_with('[')) {
         return Err("the response has no `content` array".into());
     }
-    Ok(r.usage.filter(Value::is_object).map(|u| usage_from_anthropic(&u)))
+    Ok(r.usage.0)
 }
 
 /// Checks a `count_tokens` response (`{"input_tokens": N}`).

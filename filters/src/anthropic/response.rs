@@ -1,8 +1,7 @@
 //! Anthropic `message` response ⇄ IR.
 
 use super::{
-    args_to_input, message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_from_anthropic,
-    usage_to_anthropic,
+    args_to_input, message_id, stop_reason_from_anthropic, stop_reason_to_anthropic, usage_to_anthropic, UsageIn,
 };
 use crate::ir::{ChatResponse, Part, ToolCall};
 use crate::ir::{CodecError, ResponseOptions};
@@ -54,11 +53,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, CodecError> {
         .0
         .as_deref()
         .map(|r| stop_reason_from_anthropic(r, m.stop_sequence.0.as_deref()));
-    let usage = m
-        .usage
-        .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
-        .map(|u| usage_from_anthropic(&u))
-        .unwrap_or_default();
+    let usage = m.usage.0.unwrap_or_default();
     Ok(ChatResponse {
         id: m.id.into_string(),
         model: m.model.into_string(),
@@ -83,8 +78,8 @@ struct MessageIn<'a> {
     stop_reason: LenientStr<'a>,
     #[serde(borrow, default)]
     stop_sequence: LenientStr<'a>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
+    #[serde(default)]
+    usage: UsageIn,
 }
 
 /// One content block, borrowed.

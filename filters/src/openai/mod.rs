@@ -19,7 +19,7 @@ mod request;
 mod response;
 mod stream;
 
-pub use request::{decode_map, decode_request, encode_request};
+pub use request::{decode_fields, decode_request, encode_request};
 pub use response::{decode_response, encode_response};
 pub(crate) use stream::sanitize_id;
 pub use stream::{StreamDecoder, StreamEncoder};
