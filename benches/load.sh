@@ -33,6 +33,11 @@
 #                        governance verdicts: the
 #                        machine's speed drifts between runs minutes apart
 #                        by more than the margins judged (+3 us, x0.8)
+#   CPU_PAIRS=5          interleaved c=32 triples (bare Pingora, gateway,
+#                        translated) whose per-triple ratios' medians decide
+#                        the two x1.3 CPU targets (one run's CPU per request
+#                        moves by more than their margins on a shared VM);
+#                        0 = judge by the single runs
 #   POLL=1               1 (as root) = idle CPUs poll instead of halting for
 #                        the whole run (see ../shared/notes/benchmarking.md:
 #                        waking a halted vCPU costs ~0.3 ms, which would
@@ -60,6 +65,7 @@ GOVERNANCE_RUNS=${GOVERNANCE_RUNS:-1}
 REDIS_RUNS=${REDIS_RUNS:-$GOVERNANCE_RUNS}
 GOV_LIMITS=${GOV_LIMITS:-'{rpm: 100000000}'}
 GOV_PAIRS=${GOV_PAIRS:-3}
+CPU_PAIRS=${CPU_PAIRS:-5}
 POLL=${POLL:-1}
 MODEL=gpt-4o-mini
 CLAUDE=claude-3-5-haiku-20241022 # routed to the mock's Anthropic endpoint
@@ -501,6 +507,19 @@ if [[ "$GOVERNANCE_RUNS" == 1 ]]; then
 fi
 # The median of its arguments (0 when none).
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# Interleaved triples for the two CPU ratio targets: bare Pingora, the
+# gateway (same dialect) and the gateway translating, back to back, so each
+# ratio compares runs seconds apart.
+CPU_RATIO_GB=()
+CPU_RATIO_TR=()
+for i in $(seq 1 "$CPU_PAIRS"); do
+    run_wrk "cpu${i}_bare" "$BARE_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$BARE_PID"
+    run_wrk "cpu${i}_gw" "$GW_ADDR" 2 32 "$DURATION" "$TMP/post.lua" "$GW_PID"
+    run_wrk "cpu${i}_tr" "$GW_ADDR" 2 32 "$DURATION" "$TMP/tr.lua" "$GW_PID"
+    CPU_RATIO_GB+=("$(awk -v a="${R[cpu${i}_gw.cpu_us_per_req]}" -v b="${R[cpu${i}_bare.cpu_us_per_req]}" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}')")
+    CPU_RATIO_TR+=("$(awk -v a="${R[cpu${i}_tr.cpu_us_per_req]}" -v b="${R[cpu${i}_gw.cpu_us_per_req]}" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}')")
+    PAIR_RUNS+=("cpu${i}_bare" "cpu${i}_gw" "cpu${i}_tr")
+done
 if [[ "$STREAM_RUNS" == 1 ]]; then
     run_wrk sse_direct_c32 "$MOCK_ADDR" 2 32 "$DURATION" "$TMP/stream.lua"
     run_wrk sse_gw_c32 "$GW_ADDR" 2 32 "$DURATION" "$TMP/stream.lua" "$GW_PID"
@@ -605,8 +624,17 @@ fi
 T_BIN=$(pass "$BIN_BYTES <= 20000000")
 # The pipeline issue's targets: the gateway within 1.3x of bare Pingora,
 # and a translated request within 1.3x of a same-dialect one (CPU, c=32).
-T_GW_BARE=$(pass "$GW_BARE_C32 <= 1.3")
-T_TR_CPU=$(pass "$TR_RATIO_C32 <= 1.3")
+if ((CPU_PAIRS > 0)); then
+    GW_BARE_JUDGED=$(median "${CPU_RATIO_GB[@]}")
+    TR_JUDGED=$(median "${CPU_RATIO_TR[@]}")
+    JUDGED_BY="median of $CPU_PAIRS triples"
+else
+    GW_BARE_JUDGED=$GW_BARE_C32
+    TR_JUDGED=$TR_RATIO_C32
+    JUDGED_BY="one run"
+fi
+T_GW_BARE=$(pass "$GW_BARE_JUDGED <= 1.3")
+T_TR_CPU=$(pass "$TR_JUDGED <= 1.3")
 T_TTFT=$(pass "$TTFT_ADD_TR <= 1000")
 if [[ "$RESILIENCE_RUNS" == 1 ]]; then
     RES_CPU_C32=$(awk -v a="${R[res_c32.cpu_us_per_req]}" -v b="$CPU" 'BEGIN{printf "%.3f", b ? a / b : 0}')
@@ -763,9 +791,10 @@ for run in "${MEASURED[@]}"; do ERRS=$((ERRS + ${R[$run.errors]:-0})); done
     echo "targets"
     printf '  %-4s  CPU per request @c=32 %8s us   (<= 50 us; bare Pingora floor %s us, gateway = x%s of it)\n' \
         "$T_CPU" "$CPU" "${R[bare_c32.cpu_us_per_req]}" "$GW_BARE_C32"
-    printf '  %-4s  gateway vs bare       %8s x    (<= 1.3x bare Pingora CPU per request @c=32)\n' "$T_GW_BARE" "$GW_BARE_C32"
-    printf '  %-4s  translation CPU       %8s x    (<= 1.3x same-dialect: %s vs %s us @c=32)\n' \
-        "$T_TR_CPU" "$TR_RATIO_C32" "$TR_CPU" "$CPU"
+    printf '  %-4s  gateway vs bare       %8s x    (<= 1.3x bare Pingora CPU per request @c=32, %s: %s)\n' \
+        "$T_GW_BARE" "$GW_BARE_JUDGED" "$JUDGED_BY" "${CPU_RATIO_GB[*]:-$GW_BARE_C32}"
+    printf '  %-4s  translation CPU       %8s x    (<= 1.3x same-dialect @c=32, %s: %s; single run %s vs %s us)\n' \
+        "$T_TR_CPU" "$TR_JUDGED" "$JUDGED_BY" "${CPU_RATIO_TR[*]:-$TR_RATIO_C32}" "$TR_CPU" "$CPU"
     printf '  %-4s  translated TTFT p50   %8s us   (<= 1000 us added vs direct)\n' "$T_TTFT" "$(sgn "$TTFT_ADD_TR")"
     printf '  %-4s  added p50 @c=1        %8s us   (<= 100 us)\n' "$T_P50" "$ADD_P50_C1"
     printf '  %-4s  idle RSS              %8s MiB  (<= 20 MiB)\n' "$T_IDLE" "$(mib "$IDLE_RSS")"
@@ -822,6 +851,8 @@ mkdir -p "$(dirname "$LOAD_JSON")"
         "${R[bare_c32.cpu_us_per_req]}" "${R[bare_c1.cpu_us_per_req]}" "$GW_BARE_C32" "$GW_BARE_C1"
     printf '  "translated_cpu_us_per_req_c32": %s, "translated_cpu_us_per_req_c1": %s, "translated_over_same_dialect_cpu_c32": %s, "translated_over_same_dialect_cpu_c1": %s,\n' \
         "$TR_CPU" "${R[tr_c1.cpu_us_per_req]}" "$TR_RATIO_C32" "$TR_RATIO_C1"
+    printf '  "cpu_triples": %s, "gateway_over_bare_cpu_c32_judged": %s, "translated_over_same_dialect_cpu_c32_judged": %s,\n' \
+        "$CPU_PAIRS" "$GW_BARE_JUDGED" "$TR_JUDGED"
     printf '  "ttft": {"streams_per_run": %s, "mock_hold_ms": %s' "$TTFT_N" "$TTFT_HOLD_MS"
     for run in oa_direct oa_gw oa_bare an_direct tr_gw res_gw; do
         [[ -n "${T[$run.n]:-}" ]] || continue
