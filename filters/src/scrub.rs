@@ -72,13 +72,28 @@ impl std::fmt::Debug for Scrubber {
 /// Authorization schemes whose following token is a credential.
 const SCHEMES: &[&str] = &["bearer ", "basic "];
 
+/// Whether a scheme word occurs anywhere in `text`, ignoring ASCII case.
+/// Runs on every audited header value, nearly all of which hold none, so it
+/// reads the bytes in place: a lowercase copy per value cost an allocation
+/// and a copy each.
+fn has_scheme(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| {
+        let c = b[i] | 0x20; // ASCII letters to lowercase (schemes start with one)
+        SCHEMES.iter().any(|s| {
+            let s = s.as_bytes();
+            s[0] == c && b.len() - i >= s.len() && b[i..i + s.len()].eq_ignore_ascii_case(s)
+        })
+    })
+}
+
 /// Replaces the token after each authorization scheme word; `None` when
 /// there is none.
 fn scrub_schemes(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    if !SCHEMES.iter().any(|s| lower.contains(s)) {
+    if !has_scheme(text) {
         return None;
     }
+    let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let mut changed = false;
@@ -151,5 +166,21 @@ mod tests {
         assert_eq!(s.scrub("cucumber token"), "cucumber token");
         assert_eq!(s.scrub("ünïcode Bearer tok ünï"), "ünïcode Bearer [REDACTED] ünï");
         assert!(matches!(s.scrub("Bearer "), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_scheme_is_seen_in_any_case_anywhere_and_nothing_else_is() {
+        for t in ["bearer x", "x BeArEr y", "BASIC q", "a basic b", "Bearer ", "é basic "] {
+            assert!(has_scheme(t), "{t}");
+        }
+        for t in ["", "b", "bearer", "basic", "bearerx", "xbasi c", "BEARE R", "ünïcode"] {
+            assert!(!has_scheme(t), "{t}");
+        }
+        for s in SCHEMES {
+            assert!(
+                s.as_bytes()[0].is_ascii_lowercase(),
+                "{s}: schemes start with a lowercase letter"
+            );
+        }
     }
 }
