@@ -341,9 +341,13 @@ impl Shared {
         self.on_error
     }
 
-    /// Whether a connection is up.
+    /// Whether Redis is reachable for everything this node uses it for:
+    /// the control connection, and the admission connections once
+    /// admissions have started. (The control connection alone said "up"
+    /// while the admission pool was still reconnecting, so a gateway could
+    /// report the backend up and still admit uncounted.)
     pub fn connected(&self) -> bool {
-        self.control.connected()
+        self.control.connected() && (!self.started.load(Ordering::Relaxed) || self.hot.connected())
     }
 
     /// Keeps the control connection up (the fleet sync runs this); the hot
