@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use switchyard_filters::percent::percent_decode;
-use switchyard_filters::scrub::{Scrubber, REDACTED};
+use switchyard_filters::scrub::{Fragments, Scrubber, REDACTED};
 use switchyard_filters::stream::UsageSource;
 use switchyard_filters::usage::Usage;
 
@@ -172,33 +172,13 @@ const SECRET_NAME_PARTS: &[&str] = &[
     "bearer",
 ];
 
-/// Which bytes start a fragment of [`SECRET_NAME_PARTS`] (all lowercase).
-const SECRET_FIRST: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < SECRET_NAME_PARTS.len() {
-        t[SECRET_NAME_PARTS[i].as_bytes()[0] as usize] = true;
-        i += 1;
-    }
-    t
-};
+/// [`SECRET_NAME_PARTS`] as a search.
+const SECRET_NAMES: Fragments = Fragments::new(SECRET_NAME_PARTS);
 
-/// Whether a header or query parameter name looks like it carries a secret.
-/// Runs once per header of every request (the audit entry), so it neither
-/// allocates nor builds a substring searcher per fragment: a position whose
-/// letter starts no fragment is passed over with one table read (most are),
-/// and the others are compared, ignoring ASCII case, only with the
-/// fragments that start with that letter.
+/// Whether a header or query parameter name looks like it carries a secret
+/// (runs once per header of every audited request; see [`Fragments`]).
 pub fn is_secret_name(name: &str) -> bool {
-    let n = name.as_bytes();
-    (0..n.len()).any(|i| {
-        let c = n[i].to_ascii_lowercase();
-        SECRET_FIRST[c as usize]
-            && SECRET_NAME_PARTS.iter().any(|p| {
-                let p = p.as_bytes();
-                p[0] == c && n.len() - i >= p.len() && n[i..i + p.len()].eq_ignore_ascii_case(p)
-            })
-    })
+    SECRET_NAMES.found_in(name)
 }
 
 /// Replaces secret header values with `[REDACTED]`: by name, and any known

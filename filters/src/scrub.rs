@@ -72,19 +72,55 @@ impl std::fmt::Debug for Scrubber {
 /// Authorization schemes whose following token is a credential.
 const SCHEMES: &[&str] = &["bearer ", "basic "];
 
-/// Whether a scheme word occurs anywhere in `text`, ignoring ASCII case.
-/// Runs on every audited header value, nearly all of which hold none, so it
-/// reads the bytes in place: a lowercase copy per value cost an allocation
-/// and a copy each.
-fn has_scheme(text: &str) -> bool {
-    let b = text.as_bytes();
-    (0..b.len()).any(|i| {
-        let c = b[i] | 0x20; // ASCII letters to lowercase (schemes start with one)
-        SCHEMES.iter().any(|s| {
-            let s = s.as_bytes();
-            s[0] == c && b.len() - i >= s.len() && b[i..i + s.len()].eq_ignore_ascii_case(s)
+/// Lowercase ASCII fragments looked for anywhere in a text, ignoring ASCII
+/// case, without copying the text: a position whose byte starts no
+/// fragment costs one table read. The credential checks run on every
+/// audited header name and value, nearly all of which hold none, so they
+/// share this instead of lowercasing a copy or comparing every fragment at
+/// every position.
+pub struct Fragments {
+    parts: &'static [&'static str],
+    /// Which bytes (either case) start a fragment.
+    first: [bool; 256],
+}
+
+impl Fragments {
+    /// The search for `parts` (each non-empty, lowercase ASCII: checked
+    /// when the constant is built).
+    pub const fn new(parts: &'static [&'static str]) -> Fragments {
+        let mut first = [false; 256];
+        let mut i = 0;
+        while i < parts.len() {
+            let c = parts[i].as_bytes()[0];
+            assert!(c.is_ascii_lowercase(), "fragments start with a lowercase letter");
+            first[c as usize] = true;
+            first[c.to_ascii_uppercase() as usize] = true;
+            i += 1;
+        }
+        Fragments { parts, first }
+    }
+
+    /// Whether any fragment occurs in `text`, ignoring ASCII case.
+    pub fn found_in(&self, text: &str) -> bool {
+        let b = text.as_bytes();
+        (0..b.len()).any(|i| {
+            self.first[b[i] as usize]
+                && self.parts.iter().any(|p| {
+                    let p = p.as_bytes();
+                    p[0] == b[i].to_ascii_lowercase()
+                        && b.len() - i >= p.len()
+                        && b[i..i + p.len()].eq_ignore_ascii_case(p)
+                })
         })
-    })
+    }
+}
+
+/// [`SCHEMES`] as a search.
+const SCHEME_WORDS: Fragments = Fragments::new(SCHEMES);
+
+/// Whether a scheme word occurs anywhere in `text`, ignoring ASCII case.
+fn has_scheme(text: &str) -> bool {
+    SCHEME_WORDS.found_in(text)
 }
 
 /// Replaces the token after each authorization scheme word; `None` when
